@@ -1,0 +1,1 @@
+"""Scores MedAsst adapters: medical multiple choice (CMMLU + C-Eval) and dialogue generation (BLEU-4 / ROUGE)."""

@@ -1,0 +1,45 @@
+"""`python -m eval.run VERB ...`: wires the verbs; each lives in its own module with `add_arguments` and `main`."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+# verb → module; imported lazily so `score` does not pay for torch/LLaMA-Factory start-up.
+VERBS: dict[str, tuple[str, str]] = {
+    "mcq": ("eval.mcq", "CMMLU + C-Eval medical multiple choice → OUT/mcq.json"),
+    "generate": ("eval.generate", "greedy generation on a test set → OUT/generated_predictions.jsonl"),
+    "score": ("eval.score", "BLEU-4 / ROUGE-1/2/L of a predictions file → OUT/scores.json"),
+    "report": ("eval.report", "Table 2, Table 3 and Figure 4 from run folders"),
+}
+
+
+def build_parser(load_verbs: list[str] | None = None) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m eval.run", description=__doc__)
+    parser.add_argument("--config", help="run the systems of a pipeline config end to end (eval/configs/paper.yaml)")
+    sub = parser.add_subparsers(dest="verb")
+    for verb, (module_name, help_text) in VERBS.items():
+        verb_parser = sub.add_parser(verb, help=help_text, description=help_text)
+        if load_verbs is None or verb in load_verbs:
+            importlib.import_module(module_name).add_arguments(verb_parser)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    verb = next((a for a in argv if a in VERBS), None)
+    parser = build_parser([verb] if verb else [])
+    args = parser.parse_args(argv)
+    if args.config:
+        from eval import pipeline
+
+        return pipeline.main(args.config)
+    if args.verb is None:
+        parser.print_help()
+        return 2
+    return int(importlib.import_module(VERBS[args.verb][0]).main(args) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
