@@ -178,7 +178,8 @@ def build(family_name: str, out_dir: str | os.PathLike, seed: int = 0) -> Path:
         tokenizer.save_pretrained(tmp)
         (tmp / "MEDASST_TINY_MODEL.txt").write_text(
             f"Tiny random {family.model_type} model built by medasst.tiny (version {BUILD_VERSION}, seed {seed}).\n"
-            f"Its outputs are noise: it only proves that the pipeline runs. LLaMA-Factory template: {family.template}\n",
+            f"Its outputs are noise: it only proves that the pipeline runs.\n"
+            f"LLaMA-Factory template: {family.template}\n",
             encoding="utf-8",
         )
         if out.exists():
