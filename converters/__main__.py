@@ -1,0 +1,61 @@
+"""`python -m converters build --raw-dir RAW [--out-dir data] [--sources …] [--strict]` and `… fetch --raw-dir RAW`."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+from converters import progress
+from converters.fetch import FetchError, fetch
+from converters.pipeline import Options, build
+from converters.records import ConversionError
+from medasst.facts import DEFAULT_DATA_DIR, SOURCES
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m converters", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    b = sub.add_parser("build", help="convert raw files into LLaMA-Factory JSONL + manifest.json")
+    b.add_argument("--raw-dir", type=Path, required=True)
+    b.add_argument("--out-dir", type=Path, default=Path(DEFAULT_DATA_DIR))
+    b.add_argument("--sources", nargs="+", choices=SOURCES, default=list(SOURCES))
+    b.add_argument("--strict", action="store_true", help="fail on the first malformed record or missing file")
+    b.add_argument("--max-chars", type=int, default=None, help="drop dialogues longer than this (default: keep)")
+    b.add_argument("--no-progress", action="store_true")
+
+    f = sub.add_parser("fetch", help="download the upstream raw files (needs network)")
+    f.add_argument("--raw-dir", type=Path, required=True)
+    f.add_argument("--hub", choices=("hf", "modelscope"), default="hf")
+    f.add_argument("--force", action="store_true", help="download again even if the file is present")
+
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s", stream=sys.stderr)
+    try:
+        if args.command == "build":
+            if args.no_progress:
+                progress.ENABLED = False
+            opts = Options(
+                raw_dir=args.raw_dir,
+                out_dir=args.out_dir,
+                sources=tuple(args.sources),
+                strict=args.strict,
+                max_chars=args.max_chars,
+            )
+            manifest = build(opts)
+            for split, info in manifest["merged"].items():
+                print(f"medasst_{split}: {info['written']} records {info['by_source']}")
+            print(f"manifest: {args.out_dir / 'manifest.json'}")
+        else:
+            for dest, status in fetch(args.raw_dir, hub=args.hub, force=args.force).items():
+                print(f"{status:>10}  {dest}")
+    except (ConversionError, FetchError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

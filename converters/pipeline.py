@@ -1,0 +1,189 @@
+"""raw dir → `<out>/<source>_{train,test}.jsonl`, `<out>/medasst_{train,test}.jsonl`, `<out>/manifest.json`.
+
+Test splits are converted first so that their questions are known before any train record is written; train
+records whose normalised opening question is in the test set are dropped (`in_test`). Exact duplicates are
+dropped within and across sources, first occurrence wins in `SOURCES` order, so the output is a pure function
+of the input bytes. Nothing is visible under a final name until the whole build succeeded.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import orjson
+
+from converters.atomic import AtomicWriter, write_bytes
+from converters.clean import clean_record, content_key, question_key
+from converters.records import ConversionError, Record, Skip, SplitStats
+from converters.registry import MODULES
+from medasst.facts import MANIFEST, PAPER_TRAIN_COUNTS, SOURCES, SPLITS, merged_file, source_file
+
+log = logging.getLogger("converters")
+
+MANIFEST_VERSION = 1
+
+
+@dataclass(frozen=True)
+class Options:
+    raw_dir: Path
+    out_dir: Path
+    sources: tuple[str, ...] = SOURCES
+    strict: bool = False
+    max_chars: int | None = None  # drop dialogues longer than this in total; None keeps everything
+
+
+@dataclass
+class _State:
+    test_questions: set[int] = field(default_factory=set)
+    seen: dict[str, set[int]] = field(default_factory=lambda: {s: set() for s in SPLITS})
+
+
+def build(opts: Options) -> dict:
+    unknown = [s for s in opts.sources if s not in MODULES]
+    if unknown:
+        raise ConversionError(f"unknown source(s) {unknown}; choose from {list(SOURCES)}")
+    if not opts.raw_dir.is_dir():
+        raise ConversionError(f"raw dir {opts.raw_dir} does not exist")
+    sources = [s for s in SOURCES if s in opts.sources]  # canonical order whatever the CLI order
+    presence = {s: {split: _presence(s, opts.raw_dir, split) for split in SPLITS} for s in sources}
+    _report_missing(presence, opts.strict)
+
+    writers: dict[str, AtomicWriter] = {}
+    state = _State()
+    stats: dict[str, dict[str, SplitStats]] = {s: {} for s in sources}
+    try:
+        for split in ("test", "train"):  # test first: its questions filter train
+            merged = writers[merged_file(split)] = AtomicWriter(opts.out_dir / merged_file(split))
+            for source in sources:
+                if not any(presence[source][split]["found"]):
+                    continue
+                out = writers[source_file(source, split)] = AtomicWriter(opts.out_dir / source_file(source, split))
+                stats[source][split] = _convert(source, split, opts, state, (out, merged))
+        for writer in writers.values():
+            writer.commit()
+    except BaseException:
+        for writer in writers.values():
+            writer.discard()
+        raise
+    manifest = _manifest(opts, sources, presence, stats, writers)
+    write_bytes(opts.out_dir / MANIFEST, orjson.dumps(manifest, option=orjson.OPT_INDENT_2) + b"\n")
+    return manifest
+
+
+def _presence(source: str, raw_dir: Path, split: str) -> dict:
+    module = MODULES[source]
+    found = module.inputs(raw_dir, split)
+    return {
+        "expected": list(module.RAW_FILES[split]),
+        "found": [p.relative_to(raw_dir).as_posix() if p is not None else None for p in found],
+    }
+
+
+def _report_missing(presence: dict, strict: bool) -> None:
+    missing = [
+        f"{source} {split}: {name}"
+        for source, splits in presence.items()
+        for split, info in splits.items()
+        for name, got in zip(info["expected"], info["found"], strict=True)
+        if got is None
+    ]
+    if not missing:
+        return
+    if strict:
+        raise ConversionError("raw files missing (--strict):\n  " + "\n  ".join(missing))
+    for line in missing:
+        log.warning("raw file missing, skipped: %s", line)
+
+
+def _convert(source: str, split: str, opts: Options, state: _State, outs: tuple[AtomicWriter, ...]) -> SplitStats:
+    stats = SplitStats()
+    seen = state.seen[split]
+    for rec in _records(MODULES[source].read(opts.raw_dir, split), stats, opts):
+        if split == "train":
+            qkey = question_key(rec)
+            if qkey is not None and qkey in state.test_questions:
+                stats.skip("in_test")
+                continue
+        ckey = content_key(rec)
+        if ckey in seen:
+            stats.skip("duplicate")
+            continue
+        seen.add(ckey)
+        if split == "test" and (qkey := question_key(rec)) is not None:
+            state.test_questions.add(qkey)
+        if rec.repaired:
+            stats.repair(rec.repaired)
+        line = _dump(rec, source)
+        for out in outs:
+            out.write(line)
+        stats.written += 1
+    log.info("%s %s: read %d, written %d, skipped %s", source, split, stats.read, stats.written, stats.skipped)
+    return stats
+
+
+def _records(items: Iterator[Record | Skip], stats: SplitStats, opts: Options) -> Iterator[Record]:
+    """Count every item read; turn skips into counts (or an error under --strict); clean the rest."""
+    for item in items:
+        stats.read += 1
+        if isinstance(item, Record):
+            item = clean_record(item)
+        if isinstance(item, Record) and opts.max_chars is not None and _length(item) > opts.max_chars:
+            item = Skip("too_long", item.where, f"{_length(item)} chars")
+        if isinstance(item, Skip):
+            if opts.strict and item.is_error:
+                raise ConversionError(f"{item.where}: {item.reason}" + (f": {item.detail}" if item.detail else ""))
+            stats.skip(item.reason)
+            continue
+        yield item
+
+
+def _length(rec: Record) -> int:
+    return len(rec.instruction) + len(rec.input) + len(rec.output) + sum(len(q) + len(a) for q, a in rec.history)
+
+
+def _dump(rec: Record, source: str) -> bytes:
+    # Key order is part of the format (medasst.facts.RECORD_KEYS); orjson keeps insertion order.
+    return (
+        orjson.dumps(
+            {
+                "instruction": rec.instruction,
+                "input": rec.input,
+                "output": rec.output,
+                "history": rec.history,
+                "source": source,
+                "id": rec.id,
+            }
+        )
+        + b"\n"
+    )
+
+
+def _manifest(opts: Options, sources: list[str], presence: dict, stats: dict, writers: dict[str, AtomicWriter]) -> dict:
+    per_source = {}
+    for source in sources:
+        found_any = [any(presence[source][split]["found"]) for split in SPLITS]
+        all_found = all(all(presence[source][split]["found"]) for split in SPLITS)
+        status = "ok" if all_found else ("missing" if not any(found_any) else "partial")
+        entry: dict = {"status": status, "inputs": {split: presence[source][split] for split in SPLITS}}
+        for split in SPLITS:
+            if split in stats[source]:
+                entry[split] = stats[source][split].as_dict()
+        entry["paper_train"] = PAPER_TRAIN_COUNTS[source]
+        per_source[source] = entry
+    merged = {
+        split: {
+            "written": writers[merged_file(split)].records,
+            "by_source": {s: stats[s][split].written for s in sources if split in stats[s]},
+        }
+        for split in SPLITS
+    }
+    return {
+        "manifest_version": MANIFEST_VERSION,
+        "options": {"sources": sources, "strict": opts.strict, "max_chars": opts.max_chars},
+        "sources": per_source,
+        "merged": merged,
+        "outputs": {name: {"records": w.records, "sha256": w.sha256} for name, w in sorted(writers.items())},
+    }

@@ -1,0 +1,36 @@
+"""tqdm progress over raw bytes, updated in batches so the bar costs nothing per record."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from typing import BinaryIO
+
+from tqdm import tqdm
+
+# None = tqdm's own choice (on for a terminal, off in logs and tests); the CLI sets False for --no-progress.
+ENABLED: bool | None = None
+_BATCH = 8192
+
+
+def lines(stream: BinaryIO, total: int | None, desc: str) -> Iterator[bytes]:
+    with tqdm(total=total, desc=desc, unit="B", unit_scale=True, disable=_disabled(), leave=False) as bar:
+        done = 0
+        for n, line in enumerate(stream, 1):
+            done += len(line)
+            if n % _BATCH == 0:
+                bar.update(done)
+                done = 0
+            yield line
+        bar.update(done)
+
+
+def items(values: Iterable, desc: str) -> Iterator:
+    with tqdm(desc=desc, unit="rec", disable=_disabled(), leave=False) as bar:
+        for n, value in enumerate(values, 1):
+            if n % _BATCH == 0:
+                bar.update(_BATCH)
+            yield value
+
+
+def _disabled() -> bool | None:
+    return None if ENABLED is None else not ENABLED

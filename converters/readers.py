@@ -1,0 +1,125 @@
+"""Byte-level streaming readers shared by the sources: JSON Lines, one JSON array, and TAB-separated text.
+
+Each yields `(line_number, value)` or a `Skip`, so a single bad line never stops a 600 MB file.
+BOM and CRLF are tolerated everywhere; invalid UTF-8 is a counted `bad_encoding`, never a crash or a silent
+replacement character.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable, Iterable, Iterator
+from pathlib import Path
+from typing import Any, BinaryIO
+
+import orjson
+
+from converters.records import Skip
+
+BOM = b"\xef\xbb\xbf"
+_LONE_SURROGATE = re.compile("[\udc80-\udcff]")
+
+Where = Callable[[int], str]
+
+
+def iter_jsonl(lines: Iterable[bytes], where: Where) -> Iterator[tuple[int, Any] | Skip]:
+    for lineno, raw in enumerate(lines, 1):
+        if lineno == 1 and raw.startswith(BOM):
+            raw = raw[3:]
+        raw = raw.rstrip(b"\r\n")
+        if not raw.strip():
+            yield Skip("blank_line", where(lineno))
+            continue
+        try:
+            yield lineno, orjson.loads(raw)
+        except orjson.JSONDecodeError as exc:
+            yield _classify(raw, where(lineno), exc)
+
+
+def _classify(raw: bytes, at: str, exc: Exception) -> Skip:
+    try:
+        raw.decode("utf-8")
+    except UnicodeDecodeError as bad:
+        return Skip("bad_encoding", at, f"invalid UTF-8 at byte {bad.start}")
+    return Skip("bad_json", at, str(exc))
+
+
+def iter_json_array(data: bytes, where: Where) -> Iterator[tuple[int, Any] | Skip]:
+    """Elements of one top-level JSON array, each with the line it starts on.
+
+    Decoded element by element (not `json.load`) so that a truncated or partly broken file still yields every
+    element before the break, and so errors can name a line. Invalid UTF-8 is kept as lone surrogates
+    (`surrogateescape`) and only the elements that contain it are skipped.
+    """
+    if data.startswith(BOM):
+        data = data[3:]
+    text = data.decode("utf-8", errors="surrogateescape")
+    has_bad_bytes = _LONE_SURROGATE.search(text) is not None
+    decoder = json.JSONDecoder()
+    ws = re.compile(r"[ \t\r\n]*")
+    pos = ws.match(text, 0).end()
+    line = 1 + text.count("\n", 0, pos)
+    if not text.startswith("[", pos):
+        yield Skip("bad_json", where(line), "expected a JSON array '['")
+        return
+    pos = ws.match(text, pos + 1).end()
+    if text.startswith("]", pos):
+        return
+    truncated = not text.rstrip().endswith("]")
+    line, counted_to = 1, 0
+    while True:
+        line += text.count("\n", counted_to, pos)
+        counted_to = pos
+        try:
+            value, end = decoder.raw_decode(text, pos)
+        except json.JSONDecodeError as exc:
+            # Nothing after a broken element can be located reliably, so the rest of the file is one skip.
+            reason = "truncated_json" if truncated else "bad_json"
+            yield Skip(reason, where(line), f"{exc.msg}; the rest of the file is not read")
+            return
+        if has_bad_bytes and _LONE_SURROGATE.search(text, pos, end):
+            yield Skip("bad_encoding", where(line), "invalid UTF-8 bytes")
+        else:
+            yield line, value
+        pos = ws.match(text, end).end()
+        if text.startswith(",", pos):
+            pos = ws.match(text, pos + 1).end()
+            continue
+        line += text.count("\n", counted_to, pos)
+        counted_to = pos
+        if text.startswith("]", pos):
+            if text[pos + 1 :].strip():
+                yield Skip("bad_json", where(line), "data after the closing ']' is not read")
+            return
+        reason = "truncated_json" if truncated else "bad_json"
+        yield Skip(reason, where(line), "expected ',' or ']' after an element; the rest of the file is not read")
+        return
+
+
+def iter_tsv(lines: Iterable[bytes], where: Where, fields: int) -> Iterator[tuple[int, list[bytes]] | Skip]:
+    """Split on TAB only. No CSV quoting: a field that starts with '"' must not swallow the next lines."""
+    for lineno, raw in enumerate(lines, 1):
+        if lineno == 1 and raw.startswith(BOM):
+            raw = raw[3:]
+        raw = raw.rstrip(b"\r\n")
+        if not raw.strip():
+            yield Skip("blank_line", where(lineno))
+            continue
+        parts = raw.split(b"\t", fields - 1)
+        if len(parts) < fields:
+            yield Skip("short_line", where(lineno), f"{len(parts)} fields, need {fields}")
+            continue
+        yield lineno, parts
+
+
+def decode(raw: bytes) -> str | None:
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+
+
+def open_lines(path: Path) -> BinaryIO:
+    # 1 MiB buffer: these are hundreds of MB read once, sequentially.
+    return path.open("rb", buffering=1 << 20)

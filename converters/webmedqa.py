@@ -1,0 +1,96 @@
+"""webMedQA (hejunqing/webMedQA): `medQA.{train,test}.txt`, or the upstream `train.zip`/`test.zip` holding them.
+
+Each line is `department \\t label \\t question_id \\t question \\t answer`; every question appears on five lines,
+one positive answer (label 1) and four random negatives (label 0). We keep label 1 only. Lines are split on
+TAB with no CSV quoting (a field starting with '"' would otherwise swallow the following lines).
+"""
+
+from __future__ import annotations
+
+import zipfile
+from collections.abc import Iterator
+from pathlib import Path
+
+from converters import progress
+from converters.readers import decode, iter_tsv, open_lines
+from converters.records import Record, Skip, where
+
+SOURCE = "webmedqa"
+DIR = "webMedQA"
+RAW_FILES: dict[str, tuple[str, ...]] = {
+    "train": (f"{DIR}/medQA.train.txt",),
+    "test": (f"{DIR}/medQA.test.txt",),
+}
+ZIPS = {"train": f"{DIR}/train.zip", "test": f"{DIR}/test.zip"}
+LFS_POINTER = b"version https://git-lfs"
+
+
+def inputs(raw_dir: Path, split: str) -> list[Path | None]:
+    """The extracted text file if present, else the upstream zip."""
+    for name in (*RAW_FILES[split], ZIPS[split]):
+        if (raw_dir / name).is_file():
+            return [raw_dir / name]
+    return [None]
+
+
+def read(raw_dir: Path, split: str) -> Iterator[Record | Skip]:
+    (path,) = inputs(raw_dir, split)
+    if path is None:
+        return
+    if path.suffix == ".zip":
+        yield from _read_zip(path, raw_dir, split)
+        return
+    with open_lines(path) as fh:
+        yield from _convert(progress.lines(fh, path.stat().st_size, f"{SOURCE} {split}"), path, raw_dir, split)
+
+
+def _read_zip(path: Path, raw_dir: Path, split: str) -> Iterator[Record | Skip]:
+    with path.open("rb") as fh:
+        if fh.read(len(LFS_POINTER)) == LFS_POINTER:
+            yield Skip("unreadable_file", where(path, 1, raw_dir), "a Git LFS pointer, not the zip: run `git lfs pull`")
+            return
+    try:
+        archive = zipfile.ZipFile(path)
+    except zipfile.BadZipFile as exc:
+        yield Skip("unreadable_file", where(path, 1, raw_dir), f"not a zip archive: {exc}")
+        return
+    with archive:
+        wanted = Path(RAW_FILES[split][0]).name
+        names = [n for n in archive.namelist() if Path(n).name == wanted]
+        if not names:
+            yield Skip("unreadable_file", where(path, 1, raw_dir), f"no {wanted} inside")
+            return
+        info = archive.getinfo(names[0])
+        with archive.open(info) as member:
+            shown = path / names[0]
+            lines = progress.lines(member, info.file_size, f"{SOURCE} {split}")
+            yield from _convert(lines, shown, raw_dir, split)
+
+
+def _convert(lines: Iterator[bytes], path: Path, raw_dir: Path, split: str) -> Iterator[Record | Skip]:
+    at = lambda n: where(path, n, raw_dir)  # noqa: E731
+    seen_qids: set[bytes] = set()
+    for item in iter_tsv(lines, at, fields=5):
+        if isinstance(item, Skip):
+            yield item
+            continue
+        lineno, (_dept, label, qid, question, answer) = item
+        label = label.strip()
+        if label == b"0":
+            yield Skip("negative_answer", at(lineno))
+            continue
+        if label != b"1":
+            yield Skip("bad_label", at(lineno), f"label {label[:20]!r}")
+            continue
+        qid = qid.strip()
+        if qid and qid in seen_qids:
+            yield Skip("duplicate_qid", at(lineno), qid.decode(errors="replace"))
+            continue
+        q, a, q_id = decode(question), decode(answer), decode(qid)
+        if q is None or a is None or q_id is None:
+            yield Skip("bad_encoding", at(lineno), "invalid UTF-8 bytes")
+            continue
+        if qid:
+            seen_qids.add(qid)
+        rec_id = f"{SOURCE}-{split}-{q_id}" if q_id else f"{SOURCE}-{split}-L{lineno}"
+        yield Record(instruction=q, output=a, history=[], id=rec_id, where=at(lineno))
