@@ -1,0 +1,264 @@
+"""CMMLU and C-Eval questions read straight from their upstream CSVs, plus the subject presets.
+
+No dataset scripts: `datasets` 4 cannot run them, and LLaMA-Factory 0.9.5 deleted its loaders. The CSVs we ship
+(eval/benchmarks/, CC BY-NC-SA 4.0) keep the upstream layout, so a full copy of either benchmark can be pointed at
+with `--benchmarks DIR` and read by the same code.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import json
+import zipfile
+from collections.abc import Iterable
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+
+SHIPPED_DIR = Path(__file__).resolve().parent / "benchmarks"
+BENCHMARKS: tuple[str, ...] = ("cmmlu", "ceval")
+CHOICES: tuple[str, ...] = ("A", "B", "C", "D")
+
+# Answer-bearing splits: C-Eval's test answers were not public in 2024, CMMLU has no val split.
+EVAL_SPLIT: dict[str, str] = {"cmmlu": "test", "ceval": "val"}
+SHOT_SPLIT: dict[str, str] = {"cmmlu": "dev", "ceval": "dev"}
+
+# Upstream column names (CMMLU capitalises, C-Eval does not; CMMLU's index column is unnamed).
+COLUMNS: dict[str, dict[str, str]] = {
+    "cmmlu": {"id": "", "question": "Question", "A": "A", "B": "B", "C": "C", "D": "D", "answer": "Answer"},
+    "ceval": {"id": "id", "question": "question", "A": "A", "B": "B", "C": "C", "D": "D", "answer": "answer"},
+}
+
+# The paper's 1,415 questions (docs: paper.md, Table 2): the medicine-named subjects, answer-bearing splits only.
+PAPER: dict[str, tuple[str, ...]] = {
+    "cmmlu": (
+        "anatomy",
+        "clinical_knowledge",
+        "college_medical_statistics",
+        "college_medicine",
+        "professional_medicine",
+        "traditional_chinese_medicine",
+    ),
+    "ceval": ("basic_medicine", "clinical_medicine", "physician"),
+}
+PAPER_COUNTS: dict[str, int] = {"cmmlu": 1_325, "ceval": 90}
+
+# Every medical CMMLU subject; C-Eval stays at the paper's three because veterinary_medicine is not human medicine
+# (ask for it explicitly as `ceval:veterinary_medicine`).
+MEDICAL: dict[str, tuple[str, ...]] = {
+    "cmmlu": (*PAPER["cmmlu"], "genetics", "nutrition", "virology"),
+    "ceval": PAPER["ceval"],
+}
+PRESETS: dict[str, dict[str, tuple[str, ...]]] = {"paper": PAPER, "medical": MEDICAL}
+
+
+class BenchmarkError(ValueError):
+    """Benchmark data that cannot be used (missing file, column or subject), with the file named."""
+
+
+@dataclass(frozen=True)
+class Question:
+    benchmark: str
+    subject: str
+    split: str
+    index: int
+    question: str
+    options: tuple[str, str, str, str]
+    answer: str
+
+    @property
+    def key(self) -> str:
+        return f"{self.benchmark}:{self.subject}:{self.split}:{self.index}"
+
+    def as_example(self) -> dict[str, str]:
+        """The record shape LLaMA-Factory's eval template formats."""
+        return {"question": self.question, **dict(zip(CHOICES, self.options, strict=True)), "answer": self.answer}
+
+
+@dataclass(frozen=True)
+class Subject:
+    benchmark: str
+    subject: str
+
+    @property
+    def key(self) -> str:
+        return f"{self.benchmark}:{self.subject}"
+
+
+def subject_names() -> dict[str, dict[str, str]]:
+    """Chinese subject names for the prompt, as the benchmarks' own subject mappings give them."""
+    return json.loads((SHIPPED_DIR / "subjects.json").read_text(encoding="utf-8"))
+
+
+def display_name(benchmark: str, subject: str) -> str:
+    # A subject outside the upstream lists (a custom CSV) falls back to its file name.
+    return subject_names()[benchmark].get(subject, subject.replace("_", " "))
+
+
+def file_name(benchmark: str, subject: str, split: str) -> str:
+    return f"{split}/{subject}.csv" if benchmark == "cmmlu" else f"{split}/{subject}_{split}.csv"
+
+
+class BenchmarkSource:
+    """One folder holding CMMLU (`data/{dev,test}`) and/or C-Eval (`{dev,val,test}` folders or ceval-exam.zip)."""
+
+    def __init__(self, root: str | Path | None = None) -> None:
+        self.root = Path(root) if root is not None else SHIPPED_DIR
+        if not self.root.is_dir():
+            raise BenchmarkError(f"benchmark folder not found: {self.root}")
+        self.shipped = self.root.resolve() == SHIPPED_DIR
+        self._zip_names: dict[Path, list[str]] = {}
+
+    @cached_property
+    def locations(self) -> dict[str, Path]:
+        """Where each benchmark lives under root: a folder with split subfolders, or a zip file."""
+        found: dict[str, Path] = {}
+        cmmlu = ("CMMLU/data", "CMMLU", "cmmlu/data", "cmmlu", "data")
+        for rel in cmmlu:
+            path = self.root / rel
+            if (path / "test").is_dir() or (path / "dev").is_dir():
+                found["cmmlu"] = path
+                break
+        for rel in ("C-Eval", "ceval", "ceval-exam", "."):
+            path = self.root / rel
+            if not path.is_dir():
+                continue
+            if (path / "val").is_dir():
+                found["ceval"] = path
+                break
+            zips = sorted(path.glob("*.zip"))
+            if zips:
+                found["ceval"] = zips[0]
+                break
+        return found
+
+    def describe(self) -> dict[str, str]:
+        return {bench: str(path) for bench, path in sorted(self.locations.items())}
+
+    def _members(self, zip_path: Path) -> list[str]:
+        if zip_path not in self._zip_names:
+            with zipfile.ZipFile(zip_path) as archive:
+                self._zip_names[zip_path] = archive.namelist()
+        return self._zip_names[zip_path]
+
+    def subjects(self, benchmark: str, split: str) -> list[str]:
+        """Subjects that have a CSV for `split`, sorted."""
+        where = self.locations.get(benchmark)
+        if where is None:
+            return []
+        suffix = ".csv" if benchmark == "cmmlu" else f"_{split}.csv"
+        if where.is_dir():
+            names = [p.name for p in (where / split).glob(f"*{suffix}")]
+        else:
+            names = [m.rsplit("/", 1)[-1] for m in self._members(where) if m.rsplit("/", 2)[-2:-1] == [split]]
+            names = [n for n in names if n.endswith(suffix)]
+        return sorted(n[: -len(suffix)] for n in names)
+
+    def read_bytes(self, benchmark: str, subject: str, split: str) -> tuple[bytes, str]:
+        """Raw CSV bytes and a label naming the file (for error messages and the protocol)."""
+        where = self.locations.get(benchmark)
+        rel = file_name(benchmark, subject, split)
+        if where is None:
+            raise BenchmarkError(f"no {benchmark} data under {self.root} (expected {self._expected(benchmark)})")
+        if where.is_dir():
+            path = where / rel
+            if not path.is_file():
+                raise BenchmarkError(f"{benchmark} file not found: {path}")
+            return path.read_bytes(), str(path)
+        member = next((m for m in self._members(where) if m == rel or m.endswith("/" + rel)), None)
+        if member is None:
+            raise BenchmarkError(f"{benchmark} file not found: {where}:{rel}")
+        with zipfile.ZipFile(where) as archive:
+            return archive.read(member), f"{where}:{member}"
+
+    @staticmethod
+    def _expected(benchmark: str) -> str:
+        if benchmark == "cmmlu":
+            return "CMMLU/data/{dev,test}/<subject>.csv"
+        return "C-Eval/{dev,val}/<subject>_<split>.csv or C-Eval/ceval-exam.zip"
+
+    def load(self, benchmark: str, subject: str, split: str) -> tuple[list[Question], dict[str, str]]:
+        """Questions of one CSV and its provenance (file label, sha256)."""
+        data, label = self.read_bytes(benchmark, subject, split)
+        questions = parse_csv(data, label, benchmark, subject, split)
+        return questions, {"file": label, "sha256": hashlib.sha256(data).hexdigest(), "rows": str(len(questions))}
+
+
+def parse_csv(data: bytes, label: str, benchmark: str, subject: str, split: str) -> list[Question]:
+    """Parse one CSV; C-Eval rows end in CRLF while quoted cells hold bare LF, so the csv module sees raw newlines."""
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as err:
+        raise BenchmarkError(f"{label}: not UTF-8 ({err})") from err
+    reader = csv.DictReader(io.StringIO(text, newline=""))
+    header = reader.fieldnames or []
+    columns = COLUMNS[benchmark]
+    need = [columns[k] for k in ("question", *CHOICES, "answer")]
+    missing = [col for col in need if col not in header]
+    if missing:
+        raise BenchmarkError(f"{label}: missing column {missing[0]!r} (header: {','.join(header)})")
+    questions = []
+    for row_number, row in enumerate(reader):
+        if None in row:
+            raise BenchmarkError(f"{label}: data row {row_number + 1} has more cells than the header")
+        answer = (row[columns["answer"]] or "").strip()
+        if answer not in CHOICES:
+            raise BenchmarkError(f"{label}: data row {row_number + 1} has answer {answer!r}, not one of A/B/C/D")
+        raw_id = row.get(columns["id"], "")
+        index = int(raw_id) if raw_id is not None and raw_id.strip().isdigit() else row_number
+        questions.append(
+            Question(
+                benchmark=benchmark,
+                subject=subject,
+                split=split,
+                index=index,
+                question=row[columns["question"]],
+                options=tuple(row[columns[ch]] for ch in CHOICES),  # type: ignore[arg-type]
+                answer=answer,
+            )
+        )
+    return questions
+
+
+def resolve_subjects(spec: str | Iterable[str], source: BenchmarkSource) -> list[Subject]:
+    """Expand `paper`, `medical`, `cmmlu:all`, `cmmlu:anatomy,ceval:physician` or a bare unambiguous subject."""
+    items = [s.strip() for s in (spec.split(",") if isinstance(spec, str) else spec) if s.strip()]
+    if not items:
+        raise BenchmarkError("no subjects given")
+    available = {bench: source.subjects(bench, EVAL_SPLIT[bench]) for bench in BENCHMARKS}
+    chosen: set[tuple[str, str]] = set()
+    for item in items:
+        if item in PRESETS:
+            chosen.update((bench, subj) for bench, subjects in PRESETS[item].items() for subj in subjects)
+            continue
+        bench, sep, subj = item.partition(":")
+        if not sep:
+            bench, subj = _bare(item, available)
+        if bench not in BENCHMARKS:
+            raise BenchmarkError(f"unknown benchmark {bench!r} in {item!r}; use cmmlu:<subject> or ceval:<subject>")
+        if subj in ("all", "*"):
+            if not available[bench]:
+                raise BenchmarkError(f"no {bench} {EVAL_SPLIT[bench]} files under {source.root}")
+            chosen.update((bench, s) for s in available[bench])
+            continue
+        chosen.add((bench, subj))
+    for bench, subj in sorted(chosen):
+        if subj not in available[bench]:
+            known = ", ".join(available[bench]) or "none"
+            raise BenchmarkError(
+                f"unknown subject {bench}:{subj}: no {file_name(bench, subj, EVAL_SPLIT[bench])} under "
+                f"{source.locations.get(bench, source.root)} (available: {known})"
+            )
+    order = {bench: i for i, bench in enumerate(BENCHMARKS)}
+    return [Subject(b, s) for b, s in sorted(chosen, key=lambda bs: (order[bs[0]], bs[1]))]
+
+
+def _bare(name: str, available: dict[str, list[str]]) -> tuple[str, str]:
+    hits = [bench for bench in BENCHMARKS if name in available[bench] or name in subject_names()[bench]]
+    if len(hits) == 1:
+        return hits[0], name
+    if not hits:
+        raise BenchmarkError(f"unknown subject {name!r}; presets: {', '.join(PRESETS)}; or cmmlu:<s> / ceval:<s>")
+    raise BenchmarkError(f"subject {name!r} is in both CMMLU and C-Eval; write cmmlu:{name} or ceval:{name}")
