@@ -7,12 +7,15 @@ LLaMA-Factory owns template rendering, tokenizer fixes (eos/pad replacement per 
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 ADAPTER_FILES = ("adapter_config.json",)
 ADAPTER_WEIGHTS = ("adapter_model.safetensors",)
+# Chat-control tokens written literally in LLaMA-Factory's template strings (`<|im_start|>`, `<start_of_turn>`, ...).
+TEMPLATE_TOKEN = re.compile(r"<\|[^<>|\s]+\|>|<(?:start|end)_of_turn>")
 
 
 class ModelLoadError(ValueError):
@@ -57,6 +60,46 @@ def check_template(model_name_or_path: str, template: str) -> None:
         raise ModelLoadError(f"unknown LLaMA-Factory template {template!r}")
 
 
+def template_tokens(template: str) -> list[str]:
+    """Control tokens that LLaMA-Factory's `template` writes into every prompt, in first-seen order."""
+    from llamafactory.data.template import TEMPLATES
+
+    tpl = TEMPLATES[template]
+    found: dict[str, None] = {}
+    for name in ("format_prefix", "format_system", "format_user", "format_assistant"):
+        for slot in getattr(tpl, name).slots:
+            if isinstance(slot, str):
+                found.update(dict.fromkeys(TEMPLATE_TOKEN.findall(slot)))
+    found.update(dict.fromkeys(tok for tok in tpl.stop_words if TEMPLATE_TOKEN.fullmatch(tok)))
+    return list(found)
+
+
+def check_template_tokens(tokenizer: Any, template: str, model: str = "") -> None:
+    """Refuse a template whose control tokens the tokenizer splits into pieces: the model was trained on another one.
+
+    Must run on the tokenizer as loaded, before `get_template_and_fix_tokenizer` adds missing stop words as new
+    (untrained, out-of-embedding) special tokens and so hides the mismatch.
+    """
+    from llamafactory.data.template import TEMPLATES
+
+    hint = (
+        "pass the --template of the model's family "
+        "(e.g. qwen for Qwen2, llama3 for Llama-3, gemma for Gemma, mistral for Mistral)"
+    )
+    where = model or "this tokenizer"
+    for token in template_tokens(template):
+        ids = tokenizer.encode(token, add_special_tokens=False)
+        if len(ids) != 1:
+            raise ModelLoadError(
+                f"template {template!r} does not fit {where}: {token!r} is not a single token "
+                f"(it splits into {len(ids)}); {hint}"
+            )
+    # Templates such as mistral mark turns with plain text, so the one tell left is the bos they start with.
+    prefix = TEMPLATES[template].format_prefix.slots
+    if any(isinstance(slot, set | dict) and "bos_token" in slot for slot in prefix) and tokenizer.bos_token_id is None:
+        raise ModelLoadError(f"template {template!r} starts with a bos token but {where} has none; {hint}")
+
+
 def infer_args(
     model: str,
     adapter: str | None = None,
@@ -87,6 +130,7 @@ def load(
     cutoff_len: int = 1024,
     extra: dict[str, Any] | None = None,
     padding_side: str = "left",
+    check_tokens: bool = True,
 ) -> LoadedModel:
     """Base model + optional adapter, in eval mode, with LLaMA-Factory's template and fixed tokenizer."""
     from llamafactory.data import get_template_and_fix_tokenizer
@@ -99,6 +143,8 @@ def load(
     args = infer_args(model, adapter, template, cutoff_len, extra)
     model_args, data_args, finetuning_args, _ = get_infer_args(dict(args))
     tokenizer = load_tokenizer(model_args)["tokenizer"]
+    if check_tokens:
+        check_template_tokens(tokenizer, template, model)
     tok_template = get_template_and_fix_tokenizer(tokenizer, data_args)
     tokenizer.padding_side = padding_side
     net = load_model(tokenizer, model_args, finetuning_args, is_trainable=False)
