@@ -1,0 +1,159 @@
+"""`score`: BLEU-4 and ROUGE-1/2/L of a predictions file, exactly LLaMA-Factory's predict metric.
+
+Input: `generated_predictions.jsonl` ({"prompt","predict","label"} per line; ours also carry `source`/`id`).
+Output: OUT/scores.json (means ×100 as LF reports them, `n`, bootstrap 95% CIs, per-source means) and
+OUT/scores_per_sample.jsonl (one line per prediction, for the paired tests of `report`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import multiprocessing
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from eval import similarity, stats
+from eval.files import InputFileError, iter_jsonl, write_json, write_jsonl
+
+SCORES_FILE = "scores.json"
+PER_SAMPLE_FILE = "scores_per_sample.jsonl"
+REQUIRED_KEYS = ("predict", "label")
+_CHUNK = 64  # pairs per task: small enough to balance two workers, big enough to hide IPC
+_MIN_PARALLEL = 256  # below this, starting workers costs more than it saves
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--predictions", required=True, help="generated_predictions.jsonl")
+    parser.add_argument("--output", help="output folder (default: the predictions file's folder)")
+    parser.add_argument("--workers", type=int, default=None, help="processes (default: all usable cores)")
+    parser.add_argument("--resamples", type=int, default=stats.RESAMPLES, help="bootstrap resamples for the CIs")
+    parser.add_argument("--seed", type=int, default=stats.SEED, help="bootstrap seed")
+
+
+def read_predictions(path: str | os.PathLike) -> list[dict[str, Any]]:
+    """Records with string `predict`/`label`; a missing or non-string key names the line and the key."""
+    records = []
+    for lineno, obj in iter_jsonl(path):
+        for key in REQUIRED_KEYS:
+            if key not in obj:
+                raise InputFileError(f"{path} line {lineno}: missing key {key!r} (has {sorted(obj)})")
+            if not isinstance(obj[key], str):
+                raise InputFileError(f"{path} line {lineno}: key {key!r} must be a string, got {type(obj[key]).__name__}")
+        obj["_line"] = lineno
+        records.append(obj)
+    if not records:
+        raise InputFileError(f"{path}: no predictions")
+    return records
+
+
+def default_workers() -> int:
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not on Linux
+        return max(1, os.cpu_count() or 1)
+
+
+def score_pairs(pairs: list[tuple[str, str]], workers: int | None = None, progress: bool = True) -> np.ndarray:
+    """n × 4 array of per-sample (bleu-4, rouge-1, rouge-2, rouge-l), in input order."""
+    from tqdm import tqdm
+
+    workers = default_workers() if workers is None else max(1, workers)
+    chunks = [pairs[i : i + _CHUNK] for i in range(0, len(pairs), _CHUNK)]
+    bar = tqdm(total=len(pairs), desc="score", unit="pair", disable=not progress, file=sys.stderr)
+    out: list[tuple[float, float, float, float]] = []
+    if workers == 1 or len(pairs) < _MIN_PARALLEL:
+        similarity.init()
+        for chunk in chunks:
+            out.extend(similarity.score_chunk(chunk))
+            bar.update(len(chunk))
+    else:
+        # spawn, not fork: the caller may hold torch threads (pipeline runs generate first in this process)
+        ctx = multiprocessing.get_context("spawn")
+        with ctx.Pool(processes=min(workers, len(chunks)), initializer=similarity.init) as pool:
+            for result in pool.imap(similarity.score_chunk, chunks):
+                out.extend(result)
+                bar.update(len(result))
+    bar.close()
+    return np.asarray(out, dtype=np.float64).reshape(len(pairs), len(similarity.METRICS))
+
+
+def sample_id(record: dict[str, Any]) -> str:
+    """Key that pairs the same test item across systems: the record id, else its position in the file."""
+    return str(record["id"]) if record.get("id") is not None else f"#{record['_line']}"
+
+
+def summarize(
+    records: list[dict[str, Any]], per_sample: np.ndarray, resamples: int = stats.RESAMPLES, seed: int = stats.SEED
+) -> dict[str, Any]:
+    # np.mean over the rounded per-sample list, as LF's ComputeSimilarity._dump does
+    result: dict[str, Any] = {"n": len(records)}
+    for j, metric in enumerate(similarity.METRICS):
+        result[metric] = float(np.mean(per_sample[:, j]))
+    cis = stats.bootstrap_ci(per_sample, resamples=resamples, seed=seed)
+    result["ci95"] = {m: [round(lo, 4), round(hi, 4)] for m, (lo, hi) in zip(similarity.METRICS, cis, strict=True)}
+    result["bootstrap"] = {"resamples": resamples, "seed": seed, "method": "percentile"}
+    sources = sorted({str(r["source"]) for r in records if r.get("source") is not None})
+    if sources:
+        labels = np.array([str(r.get("source")) for r in records])
+        result["per_source"] = {
+            s: {"n": int((labels == s).sum())}
+            | {m: float(np.mean(per_sample[labels == s, j])) for j, m in enumerate(similarity.METRICS)}
+            for s in sources
+        }
+    return result
+
+
+def file_sha256(path: str | os.PathLike) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def run(
+    predictions: str | os.PathLike,
+    output: str | os.PathLike | None = None,
+    workers: int | None = None,
+    resamples: int = stats.RESAMPLES,
+    seed: int = stats.SEED,
+    progress: bool = True,
+) -> dict[str, Any]:
+    predictions = Path(predictions)
+    out_dir = Path(output) if output else predictions.parent
+    records = read_predictions(predictions)
+    per_sample = score_pairs([(r["predict"], r["label"]) for r in records], workers=workers, progress=progress)
+    result = summarize(records, per_sample, resamples=resamples, seed=seed)
+    result["predictions"] = str(predictions)
+    result["predictions_sha256"] = file_sha256(predictions)
+    result["metric"] = "LLaMA-Factory ComputeSimilarity: char BLEU-4 (NLTK method3), jieba ROUGE F1; ×100 per sample"
+    rows = []
+    for record, scores in zip(records, per_sample, strict=True):
+        row: dict[str, Any] = {"id": sample_id(record)}
+        if record.get("source") is not None:
+            row["source"] = record["source"]
+        row.update({m: float(v) for m, v in zip(similarity.METRICS, scores, strict=True)})
+        rows.append(row)
+    ids = [row["id"] for row in rows]
+    if len(set(ids)) != len(ids):
+        raise InputFileError(f"{predictions}: duplicate ids; per-sample scores could not be paired across systems")
+    write_jsonl(out_dir / PER_SAMPLE_FILE, rows)
+    write_json(out_dir / SCORES_FILE, result)
+    return result
+
+
+def main(args: argparse.Namespace) -> int:
+    try:
+        result = run(args.predictions, args.output, args.workers, args.resamples, args.seed)
+    except InputFileError as e:
+        print(f"score: {e}", file=sys.stderr)
+        return 2
+    out_dir = Path(args.output) if args.output else Path(args.predictions).parent
+    summary = ", ".join(f"{m} {result[m]:.4f}" for m in similarity.METRICS)
+    print(f"n={result['n']}: {summary} → {out_dir / SCORES_FILE}")
+    return 0
