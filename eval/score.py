@@ -43,7 +43,8 @@ def read_predictions(path: str | os.PathLike) -> list[dict[str, Any]]:
             if key not in obj:
                 raise InputFileError(f"{path} line {lineno}: missing key {key!r} (has {sorted(obj)})")
             if not isinstance(obj[key], str):
-                raise InputFileError(f"{path} line {lineno}: key {key!r} must be a string, got {type(obj[key]).__name__}")
+                kind = type(obj[key]).__name__
+                raise InputFileError(f"{path} line {lineno}: key {key!r} must be a string, got {kind}")
         obj["_line"] = lineno
         records.append(obj)
     if not records:

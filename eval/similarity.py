@@ -103,10 +103,8 @@ def bleu4(pred: str, label: str) -> float:
         denominators.append(max(1, hyp_len - n + 1))
     if numerators[0] == 0:
         return 0.0
-    if hyp_len > ref_len:
-        bp = 1.0
-    else:  # hyp_len > 0 here, since there is a unigram match
-        bp = math.exp(1 - ref_len / hyp_len)
+    # hyp_len > 0 here (there is a unigram match), so NLTK's bp = 0 branch cannot be taken
+    bp = 1.0 if hyp_len > ref_len else math.exp(1 - ref_len / hyp_len)
     logs = []
     k = 1
     for num, den in zip(numerators, denominators, strict=True):

@@ -14,7 +14,8 @@ from eval import score, similarity
 from eval.files import InputFileError
 
 SOURCES = ("medchatzh", "huatuo26m", "cmtmedqa", "webmedqa")
-PHRASES = "头痛 失眠 建议 就医 感冒 发热 注意休息 多喝水 血常规 可能 引起 治疗 服用 ， 。".split()
+_PHRASES_TEXT = "头痛 失眠 建议 就医 感冒 发热 注意休息 多喝水 血常规 可能 引起 治疗 服用 ， 。"
+PHRASES = _PHRASES_TEXT.split()
 
 
 def write_predictions(path: Path, n: int, seed: int = 0, with_source: bool = True) -> list[dict]:
@@ -65,8 +66,10 @@ def test_default_output_is_predictions_folder_and_ids_fall_back_to_lines(tmp_pat
 
 def test_parallel_equals_serial(tmp_path: Path):
     rng = random.Random(3)
-    pairs = [("".join(rng.choice(PHRASES) for _ in range(8)), "".join(rng.choice(PHRASES) for _ in range(8)))
-             for _ in range(score._MIN_PARALLEL + 50)]
+    pairs = [
+        ("".join(rng.choice(PHRASES) for _ in range(8)), "".join(rng.choice(PHRASES) for _ in range(8)))
+        for _ in range(score._MIN_PARALLEL + 50)
+    ]
     serial = score.score_pairs(pairs, workers=1, progress=False)
     parallel = score.score_pairs(pairs, workers=2, progress=False)
     assert np.array_equal(serial, parallel)
@@ -75,7 +78,7 @@ def test_parallel_equals_serial(tmp_path: Path):
 @pytest.mark.parametrize(
     ("content", "message"),
     [
-        ('{"prompt": "p", "predict": "a", "label": "b"}\n{"prompt": "p", "predict": "a"}\n', "line 2: missing key 'label'"),
+        ('{"predict": "a", "label": "b"}\n{"prompt": "p", "predict": "a"}\n', "line 2: missing key 'label'"),
         ('{"prompt": "p", "label": "b"}\n', "line 1: missing key 'predict'"),
         ('{"predict": 3, "label": "b"}\n', "line 1: key 'predict' must be a string"),
         ('{"predict": "a", "label": "b"}\n{"predict": "a", "lab', "line 2: not valid JSON (torn last line"),

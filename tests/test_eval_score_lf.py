@@ -33,10 +33,11 @@ AWKWARD = [
     ("相同的回答", "相同的回答"),
 ]
 
-WORDS = (
+_WORDS_TEXT = (
     "头痛 失眠 建议 医生 患者 感冒 发热 咳嗽 注意 休息 多喝水 检查 血常规 可能 引起 治疗 药物 服用 症状 "
     "医院 就诊 高血压 糖尿病 the patient should rest and drink water mg 5 10 ， 。 ！ ？ ： ； 、 … ( ) \n   ."
-).split(" ")
+)
+WORDS = _WORDS_TEXT.split(" ")
 
 
 def random_text(rng: random.Random) -> str:
@@ -127,8 +128,10 @@ def test_real_tokenizer_roundtrip(tiny_model):
     metric = ComputeSimilarity(tokenizer=tokenizer)
     lf = metric(EvalPrediction(predictions=ids([p for p, _ in pairs]), label_ids=ids([lab for _, lab in pairs])))
     decoded = [
-        (tokenizer.decode(tokenizer(p, add_special_tokens=False)["input_ids"], skip_special_tokens=True),
-         tokenizer.decode(tokenizer(lab, add_special_tokens=False)["input_ids"], skip_special_tokens=True))
+        (
+            tokenizer.decode(tokenizer(p, add_special_tokens=False)["input_ids"], skip_special_tokens=True),
+            tokenizer.decode(tokenizer(lab, add_special_tokens=False)["input_ids"], skip_special_tokens=True),
+        )
         for p, lab in pairs
     ]
     ours = np.array([similarity.score_pair(p, lab) for p, lab in decoded])
