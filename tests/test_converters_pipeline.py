@@ -1,0 +1,144 @@
+"""Whole builds: layout, manifest bookkeeping, filters across sources, determinism, atomicity, the demo set."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from converters import dataset_info, pipeline
+from converters.__main__ import main
+from converters.pipeline import Options, build
+from medasst.facts import (
+    DATASET_INFO,
+    DEMO_DATA_DIR,
+    DEMO_RAW_DIR,
+    MANIFEST,
+    REPO_ROOT,
+    SOURCES,
+    merged_file,
+    source_file,
+)
+
+
+@pytest.fixture(scope="module")
+def demo_build(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
+    out = tmp_path_factory.mktemp("demo-out")
+    return out, build(Options(raw_dir=DEMO_RAW_DIR, out_dir=out, strict=True))
+
+
+def test_demo_data_is_exactly_what_the_converters_build(demo_build: tuple[Path, dict]) -> None:
+    out, _ = demo_build
+    built = sorted(p.name for p in out.iterdir())
+    assert built == sorted(p.name for p in DEMO_DATA_DIR.iterdir())
+    for name in built:
+        assert (out / name).read_bytes() == (DEMO_DATA_DIR / name).read_bytes(), f"demo/data/{name} is stale"
+
+
+def test_layout_and_manifest_bookkeeping(demo_build: tuple[Path, dict]) -> None:
+    out, manifest = demo_build
+    assert json.loads((out / MANIFEST).read_bytes()) == manifest
+    expected = {source_file(s, sp) for s in SOURCES for sp in ("train", "test")} | {
+        merged_file("train"),
+        merged_file("test"),
+    }
+    assert set(manifest["outputs"]) == expected
+    for name, info in manifest["outputs"].items():
+        data = (out / name).read_bytes()
+        assert hashlib.sha256(data).hexdigest() == info["sha256"] and data.count(b"\n") == info["records"]
+    for source, entry in manifest["sources"].items():
+        assert entry["status"] == "ok"
+        for split in ("train", "test"):
+            st = entry[split]
+            assert st["read"] == st["written"] + sum(st["skipped"].values())
+            assert manifest["outputs"][source_file(source, split)]["records"] == st["written"]
+    for split in ("train", "test"):
+        merged = manifest["merged"][split]
+        assert merged["written"] == sum(merged["by_source"].values())
+
+
+def test_records_have_the_agreed_shape_and_unique_ids(demo_build: tuple[Path, dict]) -> None:
+    out, _ = demo_build
+    ids = set()
+    for split in ("train", "test"):
+        for line in (out / merged_file(split)).read_bytes().splitlines():
+            rec = json.loads(line)
+            assert list(rec) == ["instruction", "input", "output", "history", "source", "id"]
+            assert rec["id"].startswith(f"{rec['source']}-{split}-") and rec["id"] not in ids
+            ids.add(rec["id"])
+            assert all(isinstance(p, list) and len(p) == 2 and all(p) for p in rec["history"])
+            assert rec["instruction"] and rec["output"] and rec["instruction"] == rec["instruction"].strip()
+
+
+def test_demo_shows_every_filter(demo_build: tuple[Path, dict]) -> None:
+    _, m = demo_build
+    src = m["sources"]
+    assert src["medchatzh"]["train"]["skipped"] == {"duplicate": 1, "empty_answer": 1}
+    assert src["huatuo26m"]["train"]["skipped"] == {"in_test": 1}
+    assert src["huatuo26m"]["train"]["repaired"] == {"dropped_unanswered_last_question": 6}
+    assert src["webmedqa"]["train"]["skipped"]["duplicate"] == 2  # the same pair as in HuatuoGPT: cross-source
+    assert m["merged"]["test"]["by_source"]["cmtmedqa"] == 25  # 20 real dialogues + 5 real safety items
+
+
+def test_same_input_gives_byte_identical_output(demo_build: tuple[Path, dict], tmp_path: Path) -> None:
+    out, _ = demo_build
+    build(Options(raw_dir=DEMO_RAW_DIR, out_dir=tmp_path, strict=True))
+    for p in out.iterdir():
+        assert (tmp_path / p.name).read_bytes() == p.read_bytes()
+
+
+def test_missing_source_is_reported_not_fatal(tmp_path: Path) -> None:
+    raw = tmp_path / "raw"
+    shutil.copytree(DEMO_RAW_DIR / "webMedQA", raw / "webMedQA")
+    shutil.copytree(DEMO_RAW_DIR / "MedChatZH", raw / "MedChatZH")
+    (raw / "MedChatZH" / "MedChatZH_valid.json").unlink()
+    m = build(Options(raw_dir=raw, out_dir=tmp_path / "out"))
+    assert m["sources"]["cmtmedqa"]["status"] == "missing" and "train" not in m["sources"]["cmtmedqa"]
+    assert m["sources"]["medchatzh"]["status"] == "partial" and "test" not in m["sources"]["medchatzh"]
+    assert not (tmp_path / "out" / source_file("cmtmedqa", "train")).exists()
+    assert m["merged"]["train"]["by_source"] == {"medchatzh": 24, "webmedqa": 20}
+
+
+def test_sources_subset_and_cli(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    rc = main(
+        ["build", "--raw-dir", str(DEMO_RAW_DIR), "--out-dir", str(tmp_path), "--sources", "webmedqa", "--no-progress"]
+    )
+    assert rc == 0
+    assert "medasst_train: 20 records {'webmedqa': 20}" in capsys.readouterr().out
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
+        [MANIFEST, "webmedqa_train.jsonl", "webmedqa_test.jsonl", "medasst_train.jsonl", "medasst_test.jsonl"]
+    )
+    assert main(["build", "--raw-dir", str(tmp_path / "nope"), "--out-dir", str(tmp_path)]) == 2
+
+
+def test_interrupted_build_leaves_previous_outputs_untouched(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    out = tmp_path / "out"
+    build(Options(raw_dir=DEMO_RAW_DIR, out_dir=out))
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    real_dump = pipeline._dump
+    calls = {"n": 0}
+
+    def dying_dump(rec, source):  # the "power cut" comes in the middle of the train split
+        calls["n"] += 1
+        if calls["n"] == 70:
+            raise KeyboardInterrupt
+        return real_dump(rec, source)
+
+    monkeypatch.setattr(pipeline, "_dump", dying_dump)
+    with pytest.raises(KeyboardInterrupt):
+        build(Options(raw_dir=DEMO_RAW_DIR / ".." / "raw", out_dir=out))
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before  # no temp files, nothing half-written
+
+
+def test_dataset_info_json_is_current_and_covers_every_output() -> None:
+    assert (REPO_ROOT / DATASET_INFO).read_bytes() == dataset_info.render()
+    info = json.loads((REPO_ROOT / DATASET_INFO).read_bytes())
+    names = {Path(e["file_name"]).name for e in info.values() if e["file_name"].startswith("data/")}
+    assert names == {source_file(s, sp) for s in SOURCES for sp in ("train", "test")} | {
+        merged_file("train"),
+        merged_file("test"),
+    }
+    assert info["medasst_demo_train"]["file_name"] == "demo/data/medasst_train.jsonl"
