@@ -95,10 +95,11 @@ def fetch(
     force: bool = False,
     only: tuple[str, ...] = (),
     dataset_download: Downloader | None = None,
-    url_fetch: Downloader = url_download,
+    url_fetch: Downloader | None = None,
 ) -> dict[str, str]:
     """Fetch every file of PLAN (or those whose dest starts with one of `only`); returns dest → status."""
     get_dataset = dataset_download or (ms_download if hub == "modelscope" else hf_download)
+    get_url = url_fetch or url_download
     results: dict[str, str] = {}
     failures: list[str] = []
     for remote in PLAN:
@@ -112,7 +113,7 @@ def fetch(
         # Download into a temp dir beside the target so the final rename is atomic (same file system).
         with tempfile.TemporaryDirectory(dir=dest.parent, prefix=".fetch-") as tmp:
             try:
-                got = (url_fetch if remote.hub == "url" else get_dataset)(remote.repo, remote.filename, Path(tmp))
+                got = (get_url if remote.hub == "url" else get_dataset)(remote.repo, remote.filename, Path(tmp))
                 _check(got, remote)
             except Exception as exc:  # one unreachable file must not stop the others
                 log.error("fetch failed: %s: %s", remote.dest, exc)
