@@ -183,7 +183,9 @@ class BenchmarkSource:
         """Questions of one CSV and its provenance (file label, sha256)."""
         data, label = self.read_bytes(benchmark, subject, split)
         questions = parse_csv(data, label, benchmark, subject, split)
-        return questions, {"file": label, "sha256": hashlib.sha256(data).hexdigest(), "rows": str(len(questions))}
+        # Paths relative to the benchmark folder keep mcq.json identical across machines.
+        relative = label.removeprefix(str(self.root)).lstrip("/\\") or label
+        return questions, {"file": relative, "sha256": hashlib.sha256(data).hexdigest()}
 
 
 def parse_csv(data: bytes, label: str, benchmark: str, subject: str, split: str) -> list[Question]:

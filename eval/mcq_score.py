@@ -1,0 +1,129 @@
+"""Multiple-choice scoring as LLaMA-Factory's removed `Evaluator` did it, but length-sorted and last-position only.
+
+Prompt: LLaMA-Factory's own `zh` eval template (subject line, question, `\\nA. …`, `\\n答案：`), few-shot examples as
+earlier user/assistant turns, all rendered by the model's chat template through `Template.encode_oneturn`, so the
+text the model sees is the text it was trained on. Choice: the argmax of the next-token logits over the ids of
+"A".."D" (encoded without a leading space, as LLaMA-Factory does).
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from eval.mcq_data import CHOICES, Question
+
+PROMPT_LANG = "zh"
+
+
+def eval_template() -> Any:
+    """LLaMA-Factory's Chinese exam prompt (llamafactory.eval.template), used as is so the wording cannot drift."""
+    from llamafactory.eval.template import get_eval_template
+
+    return get_eval_template(PROMPT_LANG)
+
+
+def pick_shots(question: Question, pool: Sequence[Question], n_shot: int, seed: int) -> list[Question]:
+    """Few-shot examples for one question, fixed by (seed, question) so any subset or order gives the same shots."""
+    if n_shot <= 0 or not pool:
+        return []
+    rng = random.Random(f"{seed}:{question.key}")
+    return [pool[i] for i in rng.sample(range(len(pool)), min(n_shot, len(pool)))]
+
+
+def build_messages(question: Question, shots: Sequence[Question], subject_name: str) -> list[dict[str, str]]:
+    """Chat messages ending in the target question and its (unused) gold answer, as the Evaluator built them."""
+    return eval_template().format_example(
+        target_data=question.as_example(),
+        support_set=[shot.as_example() for shot in shots],
+        subject_name=subject_name,
+    )
+
+
+def encode_prompt(template: Any, tokenizer: Any, messages: list[dict[str, str]]) -> list[int]:
+    """Token ids up to and including the assistant prefix; the answer turn is dropped."""
+    prompt_ids, _ = template.encode_oneturn(tokenizer=tokenizer, messages=messages)
+    return list(prompt_ids)
+
+
+def choice_token_ids(tokenizer: Any) -> list[int]:
+    # Same rule as LLaMA-Factory: the last id of the bare letter, no leading space.
+    return [tokenizer.encode(ch, add_special_tokens=False)[-1] for ch in CHOICES]
+
+
+@dataclass
+class ScoreStats:
+    batches: int = 0
+    real_tokens: int = 0
+    batch_tokens: int = 0  # rows x padded length, summed over batches
+    seconds: float = 0.0
+
+    @property
+    def pad_share(self) -> float:
+        return 1.0 - self.real_tokens / self.batch_tokens if self.batch_tokens else 0.0
+
+
+def length_sorted_batches(lengths: Sequence[int], batch_size: int) -> list[list[int]]:
+    """Indices grouped longest first (ties by index): little padding, and an out-of-memory shows up at once."""
+    order = sorted(range(len(lengths)), key=lambda i: (-lengths[i], i))
+    return [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
+
+
+def score_prompts(
+    model: Any,
+    prompts: Sequence[Sequence[int]],
+    choice_ids: Sequence[int],
+    pad_id: int,
+    batch_size: int = 8,
+    progress: bool = True,
+) -> tuple[list[int], list[list[float]], ScoreStats]:
+    """For each prompt: index of the chosen letter and the softmax over the four letter logits.
+
+    One forward pass per prompt. Batches are left-padded with explicit position ids (as `generate` does for its
+    prefill), so every row's last position is the next-token position and only that row of logits is computed;
+    the full-vocabulary logits of every position would cost batch x length x 152k floats.
+    """
+    import torch
+    from tqdm import tqdm
+
+    if batch_size < 1:
+        raise ValueError("batch size must be at least 1")
+    device = getattr(model, "device", torch.device("cpu"))
+    choice_index = torch.tensor(list(choice_ids), device=device)
+    preds: list[int] = [0] * len(prompts)
+    probs: list[list[float]] = [[]] * len(prompts)
+    stats = ScoreStats()
+    batches = length_sorted_batches([len(p) for p in prompts], batch_size)
+    start = time.perf_counter()
+    with torch.inference_mode():
+        for batch in tqdm(batches, desc="mcq batches", unit="batch", disable=not progress):
+            width = max(len(prompts[i]) for i in batch)
+            input_ids = torch.full((len(batch), width), pad_id, dtype=torch.long)
+            mask = torch.zeros((len(batch), width), dtype=torch.long)
+            for row, i in enumerate(batch):
+                ids = prompts[i]
+                input_ids[row, width - len(ids) :] = torch.tensor(ids, dtype=torch.long)
+                mask[row, width - len(ids) :] = 1
+            position_ids = (mask.cumsum(-1) - 1).clamp(min=0)
+            out = model(
+                input_ids=input_ids.to(device),
+                attention_mask=mask.to(device),
+                position_ids=position_ids.to(device),
+                logits_to_keep=1,
+                use_cache=False,
+            )
+            letter_logits = out.logits[:, -1, :].float().index_select(-1, choice_index)
+            letter_probs = torch.softmax(letter_logits, dim=-1).cpu()
+            # torch.argmax returns the first maximum, so exact ties resolve to the earlier letter, as in LF.
+            chosen = torch.argmax(letter_logits, dim=-1).cpu()
+            for row, i in enumerate(batch):
+                preds[i] = int(chosen[row])
+                probs[i] = [float(p) for p in letter_probs[row]]
+            stats.batches += 1
+            stats.real_tokens += int(mask.sum())
+            stats.batch_tokens += mask.numel()
+    stats.seconds = time.perf_counter() - start
+    return preds, probs, stats
