@@ -13,7 +13,7 @@ from pathlib import Path
 
 from converters import fields, progress
 from converters.readers import iter_json_array
-from converters.records import Record, Skip, where
+from converters.records import Record, Skip, locator
 
 SOURCE = "cmtmedqa"
 RAW_FILES: dict[str, tuple[str, ...]] = {
@@ -30,7 +30,7 @@ def read(raw_dir: Path, split: str) -> Iterator[Record | Skip]:
     (path,) = inputs(raw_dir, split)
     if path is None:
         return
-    at = lambda n: where(path, n, raw_dir)  # noqa: E731
+    at = locator(path, raw_dir)
     # The one source we hold whole: it is a single 156 MB array, not line-delimited.
     data = path.read_bytes()
     seen_ids: set[str] = set()

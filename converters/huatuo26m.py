@@ -14,7 +14,7 @@ from typing import Any
 
 from converters import progress
 from converters.readers import iter_jsonl, open_lines
-from converters.records import Record, Skip, where
+from converters.records import Record, Skip, locator
 
 SOURCE = "huatuo26m"
 ENCYCLOPEDIA = "huatuo_encyclopedia_qa"
@@ -36,7 +36,7 @@ def read(raw_dir: Path, split: str) -> Iterator[Record | Skip]:
         kind = "sft" if path.parent.name == SFT else "encyclopedia"
         convert = _sft if kind == "sft" else _encyclopedia
         with open_lines(path) as fh:
-            at = lambda n, p=path: where(p, n, raw_dir)  # noqa: E731
+            at = locator(path, raw_dir)
             for item in iter_jsonl(progress.lines(fh, path.stat().st_size, f"{SOURCE} {split} {kind}"), at):
                 if isinstance(item, Skip):
                     yield item

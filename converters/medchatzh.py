@@ -10,7 +10,7 @@ from pathlib import Path
 
 from converters import fields, progress
 from converters.readers import iter_jsonl, open_lines
-from converters.records import Record, Skip, where
+from converters.records import Record, Skip, locator
 
 SOURCE = "medchatzh"
 RAW_FILES: dict[str, tuple[str, ...]] = {
@@ -28,7 +28,7 @@ def read(raw_dir: Path, split: str) -> Iterator[Record | Skip]:
     if path is None:
         return
     with open_lines(path) as fh:
-        at = lambda n: where(path, n, raw_dir)  # noqa: E731
+        at = locator(path, raw_dir)
         for item in iter_jsonl(progress.lines(fh, path.stat().st_size, f"{SOURCE} {split}"), at):
             if isinstance(item, Skip):
                 yield item

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -93,5 +94,10 @@ class ConversionError(Exception):
 
 
 def where(path: Path, line: int, root: Path | None = None) -> str:
-    shown = path.relative_to(root) if root is not None and path.is_relative_to(root) else path
-    return f"{shown}:{line}"
+    return locator(path, root)(line)
+
+
+def locator(path: Path, root: Path | None = None) -> Callable[[int], str]:
+    """`line → "file:line"`, with the file name resolved once: this runs for every one of millions of lines."""
+    shown = path.relative_to(root).as_posix() if root is not None and path.is_relative_to(root) else str(path)
+    return lambda line: f"{shown}:{line}"

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from converters import progress
 from converters.readers import decode, iter_tsv, open_lines
-from converters.records import Record, Skip, where
+from converters.records import Record, Skip, locator, where
 
 SOURCE = "webmedqa"
 DIR = "webMedQA"
@@ -68,7 +68,7 @@ def _read_zip(path: Path, raw_dir: Path, split: str) -> Iterator[Record | Skip]:
 
 
 def _convert(lines: Iterator[bytes], path: Path, raw_dir: Path, split: str) -> Iterator[Record | Skip]:
-    at = lambda n: where(path, n, raw_dir)  # noqa: E731
+    at = locator(path, raw_dir)
     seen_qids: set[bytes] = set()
     for item in iter_tsv(lines, at, fields=5):
         if isinstance(item, Skip):

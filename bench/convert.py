@@ -1,0 +1,158 @@
+"""Converter throughput: synthesise N raw records in the four upstream formats, convert, compare to plain orjson.
+
+    python bench/convert.py [--records 1470684] [--workdir /tmp/medasst-bench] [--keep]
+
+Records are split in Table 1 proportions (huatuo26m further split 362,420 : 226,042 between the encyclopedia and
+HuatuoGPT-sft files) with text lengths near the real averages (≈2 GB of raw files at full size), plus test
+splits the size of the real ones. The conversion runs in a child process so its peak RSS is its own. The
+baseline is orjson parsing and re-serialising the same raw bytes with no cleaning, filtering or hashing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import resource
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import orjson
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from medasst.facts import PAPER_TRAIN_COUNTS, PAPER_TRAIN_TOTAL
+
+# Common characters of Chinese medical text; sampled into pseudo-sentences of realistic length.
+_CHARS = (
+    "的是了我不在有人这中大为上个国以要他时来用们生到作地于出就分对成会可主发年动同工也能下过子说产种面而"
+    "方后多定行学法所民得经十三之进着等部度家电力里如水化高自二理起小物现实加量都两体制机当使点从业本去把"
+    "性好应开它合还因由其些然前外天政四日那社义事平形相全表间样与关各重新线内数正心反你明看原又么利比或但"
+    "质气第向道命此变条只没结解问意建月公无系军很情者最立代想已通并提直题党程展五果料象员革位入常文总次品"
+    "式活设及管特件长求老头基资边流路级少图山统接知较将组见计别她手角期根论运农指几九区强放决西被干做必战"
+    "先回则任取据处理医生病患者治疗症状检查药物建议注意休息饮食头痛发热咳嗽血压血糖胃肠皮肤"
+)
+_PUNCT = "，。；、？！"
+
+
+def _text(rng: random.Random, mean: int) -> str:
+    n = max(4, int(rng.expovariate(1 / mean)) if mean > 60 else rng.randint(mean // 2, mean * 3 // 2))
+    chars = rng.choices(_CHARS, k=n)
+    for i in range(rng.randint(4, 12), n, rng.randint(8, 20)):
+        chars[i] = rng.choice(_PUNCT)
+    return "".join(chars)
+
+
+def _shares(total: int) -> dict[str, int]:
+    counts = {s: total * c // PAPER_TRAIN_TOTAL for s, c in PAPER_TRAIN_COUNTS.items()}
+    counts["medchatzh"] += total - sum(counts.values())
+    return counts
+
+
+def generate(raw: Path, total: int, seed: int = 0) -> dict[str, int]:
+    rng = random.Random(seed)
+    counts = _shares(total)
+    enc = counts["huatuo26m"] * 362_420 // 588_462
+    files = {
+        "MedChatZH/MedChatZH_train.json": ("medchatzh", counts["medchatzh"]),
+        "MedChatZH/MedChatZH_valid.json": ("medchatzh", 494),
+        "huatuo_encyclopedia_qa/train_datasets.jsonl": ("encyclopedia", enc),
+        "huatuo_encyclopedia_qa/test_datasets.jsonl": ("encyclopedia", 1000),
+        "HuatuoGPT-sft-data-v1/HuatuoGPT_sft_data_v1.jsonl": ("sft", counts["huatuo26m"] - enc),
+        "CMtMedQA/CMtMedQA.json": ("cmtmedqa", counts["cmtmedqa"]),
+        "CMtMedQA/CMtMedQA_test.json": ("cmtmedqa", 1144),
+        "webMedQA/medQA.train.txt": ("webmedqa", counts["webmedqa"]),
+        "webMedQA/medQA.test.txt": ("webmedqa", 6337),
+    }
+    for rel, (kind, n) in files.items():
+        path = raw / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with path.open("w", encoding="utf-8") as fh:
+            if kind == "cmtmedqa":
+                rows = [
+                    {
+                        "id": f"j{i}",
+                        "cate1": "内科",
+                        "cate2": "内科",
+                        "instruction": f"{i}{_text(rng, 30)}",
+                        "input": "",
+                        "output": _text(rng, 40),
+                        "history": [[_text(rng, 60), _text(rng, 130)] for _ in range(rng.randint(1, 6))],
+                    }
+                    for i in range(n)
+                ]
+                fh.write(json.dumps(rows, ensure_ascii=False, indent=4))
+                continue
+            for i in range(n):
+                q = f"{rel[:3]}{i}{_text(rng, 40)}"
+                if kind == "medchatzh":
+                    obj = {"instruction": q, "input": "", "output": _text(rng, 330)}
+                elif kind == "encyclopedia":
+                    obj = {"questions": [[q, _text(rng, 15)]], "answers": [_text(rng, 520)]}
+                elif kind == "sft":
+                    turns = [f"问：{q}\n", f"答：{_text(rng, 300)}"]
+                    if i % 4 == 0:
+                        turns += [f"问：{_text(rng, 30)}\n", f"答：{_text(rng, 200)}"]
+                    obj = {"data": turns}
+                else:  # webmedqa: five lines per question, one positive
+                    fh.write("".join(f"内科\t{int(k == i % 5)}\t{i}\t{q}\t{_text(rng, 50)}\n" for k in range(5)))
+                    continue
+                fh.write(json.dumps(obj, ensure_ascii=False) + "\n")
+    return {rel: n for rel, (_kind, n) in files.items()}
+
+
+def orjson_baseline(raw: Path) -> float:
+    """Seconds for orjson to parse and re-serialise every raw file (TSV: split + dump), writing nowhere."""
+    start = time.perf_counter()
+    for path in sorted(p for p in raw.rglob("*") if p.is_file()):
+        with path.open("rb") as fh:
+            if path.name == "CMtMedQA.json" or path.name == "CMtMedQA_test.json":
+                for obj in orjson.loads(fh.read()):
+                    orjson.dumps(obj)
+            elif path.suffix == ".txt":
+                for line in fh:
+                    orjson.dumps(line.decode().rstrip("\n").split("\t", 4))
+            else:
+                for line in fh:
+                    orjson.dumps(orjson.loads(line))
+    return time.perf_counter() - start
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--records", type=int, default=PAPER_TRAIN_TOTAL, help="training records (Table 1 shares)")
+    parser.add_argument("--workdir", type=Path, default=Path("/tmp/medasst-bench"))
+    parser.add_argument("--keep", action="store_true", help="keep the generated raw files and outputs")
+    args = parser.parse_args()
+
+    raw, out = args.workdir / "raw", args.workdir / "out"
+    shutil.rmtree(args.workdir, ignore_errors=True)
+    t0 = time.perf_counter()
+    generate(raw, args.records)
+    raw_bytes = sum(p.stat().st_size for p in raw.rglob("*") if p.is_file())
+    print(
+        f"generated {args.records:,} train records, {raw_bytes / 2**20:,.0f} MiB raw"
+        f" in {time.perf_counter() - t0:.1f} s"
+    )
+
+    cmd = [sys.executable, "-m", "converters", "build", "--raw-dir", str(raw), "--out-dir", str(out), "--no-progress"]
+    start = time.perf_counter()
+    subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    convert_s = time.perf_counter() - start
+    peak_rss_mib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    manifest = orjson.loads((out / "manifest.json").read_bytes())
+    read = sum(e[s]["read"] for e in manifest["sources"].values() for s in ("train", "test") if s in e)
+
+    base_s = orjson_baseline(raw)
+    print(f"convert: {convert_s:.1f} s, {read / convert_s:,.0f} raw records/s, peak RSS {peak_rss_mib:,.0f} MiB")
+    print(f"written: train {manifest['merged']['train']['written']:,}, test {manifest['merged']['test']['written']:,}")
+    print(f"orjson parse+dump of the same bytes: {base_s:.1f} s; converter / orjson = {convert_s / base_s:.2f}x")
+    if not args.keep:
+        shutil.rmtree(args.workdir, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
