@@ -161,7 +161,7 @@ class BenchmarkSource:
         where = self.locations.get(benchmark)
         rel = file_name(benchmark, subject, split)
         if where is None:
-            raise BenchmarkError(f"no {benchmark} data under {self.root} (expected {self._expected(benchmark)})")
+            raise BenchmarkError(f"no {benchmark} data under {self.root} (expected {self.expected(benchmark)})")
         if where.is_dir():
             path = where / rel
             if not path.is_file():
@@ -174,7 +174,7 @@ class BenchmarkSource:
             return archive.read(member), f"{where}:{member}"
 
     @staticmethod
-    def _expected(benchmark: str) -> str:
+    def expected(benchmark: str) -> str:
         if benchmark == "cmmlu":
             return "CMMLU/data/{dev,test}/<subject>.csv"
         return "C-Eval/{dev,val}/<subject>_<split>.csv or C-Eval/ceval-exam.zip"
@@ -246,15 +246,22 @@ def resolve_subjects(spec: str | Iterable[str], source: BenchmarkSource) -> list
             chosen.update((bench, s) for s in available[bench])
             continue
         chosen.add((bench, subj))
-    for bench, subj in sorted(chosen):
+    order = {bench: i for i, bench in enumerate(BENCHMARKS)}
+    result = [Subject(b, s) for b, s in sorted(chosen, key=lambda bs: (order[bs[0]], bs[1]))]
+    for subject in result:
+        bench, subj = subject.benchmark, subject.subject
+        if bench not in source.locations:
+            raise BenchmarkError(
+                f"{subject.key} asked for, but there is no {bench} data under {source.root} "
+                f"(expected {source.expected(bench)})"
+            )
         if subj not in available[bench]:
             known = ", ".join(available[bench]) or "none"
             raise BenchmarkError(
                 f"unknown subject {bench}:{subj}: no {file_name(bench, subj, EVAL_SPLIT[bench])} under "
-                f"{source.locations.get(bench, source.root)} (available: {known})"
+                f"{source.locations[bench]} (available: {known})"
             )
-    order = {bench: i for i, bench in enumerate(BENCHMARKS)}
-    return [Subject(b, s) for b, s in sorted(chosen, key=lambda bs: (order[bs[0]], bs[1]))]
+    return result
 
 
 def _bare(name: str, available: dict[str, list[str]]) -> tuple[str, str]:
