@@ -1,0 +1,136 @@
+"""Generation backends: HF transformers (always there) and vLLM (only where vLLM and a CUDA GPU are present).
+
+Both take prompt token ids already rendered by LLaMA-Factory (eval.prompts) and decode greedily, so the two
+backends see the same prompts; vLLM is imported only when selected, so CPU machines never need it.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+from collections.abc import Sequence
+from typing import Any
+
+BACKENDS = ("auto", "hf", "vllm")
+DEFAULT_BATCH = {"hf": 8, "vllm": 512}  # vLLM schedules internally; its "batch" is only the resume granularity
+
+
+class BackendError(RuntimeError):
+    """A backend that cannot run here, with the reason and the fix."""
+
+
+def vllm_unavailable_reason() -> str | None:
+    """None when vLLM can run; else why not."""
+    if importlib.util.find_spec("vllm") is None:
+        return "vLLM is not installed (pip install 'medasst-recipes[vllm]')"
+    import torch
+
+    if not torch.cuda.is_available():
+        return "vLLM needs a CUDA GPU and none is visible"
+    return None
+
+
+def select_backend(requested: str) -> str:
+    """'auto' → vLLM where it can run, else HF; an explicit 'vllm' that cannot run is an error, not a fallback."""
+    if requested not in BACKENDS:
+        raise BackendError(f"unknown backend {requested!r}; choose from {', '.join(BACKENDS)}")
+    if requested == "hf":
+        return "hf"
+    reason = vllm_unavailable_reason()
+    if requested == "vllm" and reason:
+        raise BackendError(f"--backend vllm: {reason}; use --backend hf")
+    return "hf" if reason else "vllm"
+
+
+def stop_token_ids(tokenizer, template) -> list[int]:
+    """LF's predict eos list: the (template-fixed) eos plus the additional special tokens, plus template stops."""
+    extra = getattr(tokenizer, "additional_special_tokens_ids", None)
+    if not isinstance(extra, list):  # transformers 5 keeps them as _extra_special_tokens (LF workflow.py does this)
+        names = [str(t) for t in getattr(tokenizer, "_extra_special_tokens", [])]
+        extra = tokenizer.convert_tokens_to_ids(names) if names else []
+    ids = [tokenizer.eos_token_id, *[i for i in extra if i is not None and i != -1]]
+    ids += template.get_stop_token_ids(tokenizer)
+    return list(dict.fromkeys(i for i in ids if i is not None))
+
+
+class HFGenerator:
+    """Greedy batched `model.generate` on left-padded prompts, as LF's Seq2SeqTrainer predict does."""
+
+    def __init__(self, loaded, max_new_tokens: int):
+        self.model = loaded.model
+        self.tokenizer = loaded.tokenizer
+        self.pad_id = self.tokenizer.pad_token_id
+        self.gen_kwargs: dict[str, Any] = {
+            "do_sample": False,
+            "num_beams": 1,
+            "max_new_tokens": max_new_tokens,
+            "repetition_penalty": 1.0,
+            "eos_token_id": stop_token_ids(self.tokenizer, loaded.template),
+            "pad_token_id": self.pad_id,
+        }
+
+    def __call__(self, batch: Sequence[Sequence[int]]) -> list[str]:
+        import torch
+
+        width = max(len(ids) for ids in batch)
+        input_ids = torch.full((len(batch), width), self.pad_id, dtype=torch.long)
+        attention = torch.zeros((len(batch), width), dtype=torch.long)
+        for i, ids in enumerate(batch):
+            input_ids[i, width - len(ids) :] = torch.tensor(ids, dtype=torch.long)
+            attention[i, width - len(ids) :] = 1
+        with torch.inference_mode():
+            out = self.model.generate(
+                input_ids=input_ids.to(self.model.device),
+                attention_mask=attention.to(self.model.device),
+                **self.gen_kwargs,
+            )
+        new_tokens = out[:, width:].tolist()
+        return self.tokenizer.batch_decode(new_tokens, skip_special_tokens=True)
+
+
+class VLLMGenerator:
+    """vLLM with the LoRA adapter applied per request (no merge), as LF's scripts/vllm_infer.py does."""
+
+    def __init__(self, model: str, adapter: str | None, tokenizer, template, cutoff_len: int, max_new_tokens: int):
+        import torch
+        from vllm import LLM, SamplingParams
+
+        if os.environ.get("USE_MODELSCOPE_HUB", "").lower() in ("1", "true", "y"):
+            os.environ.setdefault("VLLM_USE_MODELSCOPE", "True")
+        engine: dict[str, Any] = {
+            "model": model,
+            "trust_remote_code": False,
+            "max_model_len": cutoff_len + max_new_tokens,
+            "tensor_parallel_size": max(1, torch.cuda.device_count()),
+            "seed": 0,
+            "enable_lora": adapter is not None,
+        }
+        if adapter is not None:
+            engine["max_lora_rank"] = _lora_rank(adapter)
+        self.llm = LLM(**engine)
+        self.params = SamplingParams(
+            temperature=0.0,
+            max_tokens=max_new_tokens,
+            repetition_penalty=1.0,
+            stop_token_ids=stop_token_ids(tokenizer, template),
+            skip_special_tokens=True,
+        )
+        self.lora = None
+        if adapter is not None:
+            from vllm.lora.request import LoRARequest
+
+            self.lora = LoRARequest("default", 1, adapter)
+
+    def __call__(self, batch: Sequence[Sequence[int]]) -> list[str]:
+        prompts = [{"prompt_token_ids": list(ids)} for ids in batch]
+        outputs = self.llm.generate(prompts, self.params, lora_request=self.lora, use_tqdm=False)
+        return [o.outputs[0].text for o in outputs]
+
+
+def _lora_rank(adapter: str) -> int:
+    import json
+    from pathlib import Path
+
+    rank = int(json.loads((Path(adapter) / "adapter_config.json").read_text(encoding="utf-8")).get("r", 8))
+    # vLLM accepts only these ranks
+    return next(r for r in (8, 16, 32, 64, 128, 256, 320, 512) if r >= rank)

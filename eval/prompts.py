@@ -1,0 +1,157 @@
+"""Test prompts exactly as LLaMA-Factory's predict / `vllm_infer.py` build them, keeping each record's id and source.
+
+LF's own pieces do the work: `get_dataset_list` resolves the name in `<dataset_dir>/dataset_info.json`, the
+entry's converter (alpaca with `history`) turns a record into chat messages, and `UnsupervisedDatasetProcessor`
+(what predict-with-generate and vLLM inference use) renders them through the template with `encode_oneturn` and
+truncates prompt + reference to `cutoff_len`. We only read the file ourselves, because LF's loader drops the
+`id`/`source` columns that per-source scores and resuming need.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+logger = logging.getLogger(__name__)
+
+_READABLE = (".jsonl", ".json")
+
+
+class DatasetError(ValueError):
+    """A dataset name or file that cannot be used, with the reason."""
+
+
+@dataclass(frozen=True)
+class Example:
+    id: str
+    source: str | None
+    input_ids: list[int]
+    label_ids: list[int]
+
+
+def data_arguments(dataset_dir: str, template_name: str, cutoff_len: int):
+    # the converter and the processor read only cutoff_len and media_dir; the template object carries the rest
+    from llamafactory.hparams import DataArguments
+
+    return DataArguments(dataset_dir=dataset_dir, template=template_name, cutoff_len=cutoff_len)
+
+
+def load_tokenizer_and_template(model_args_dict: dict[str, Any]):
+    """LF's tokenizer (eos/pad fixed for the template) and template, without loading any weights (vLLM path)."""
+    from llamafactory.data import get_template_and_fix_tokenizer
+    from llamafactory.hparams import get_infer_args
+    from llamafactory.model import load_tokenizer
+
+    model_args, data_args, _, _ = get_infer_args(dict(model_args_dict))
+    tokenizer = load_tokenizer(model_args)["tokenizer"]
+    template = get_template_and_fix_tokenizer(tokenizer, data_args)
+    tokenizer.padding_side = "left"
+    return tokenizer, template
+
+
+def _files(dataset_dir: str, attr) -> list[Path]:
+    path = Path(dataset_dir) / attr.dataset_name
+    if path.is_dir():
+        files = sorted(p for p in path.iterdir() if p.suffix in _READABLE)
+        if not files:
+            raise DatasetError(f"{path}: no .jsonl/.json files")
+        return files
+    if not path.is_file():
+        raise DatasetError(f"dataset file not found: {path}")
+    if path.suffix not in _READABLE:
+        raise DatasetError(f"{path}: only .jsonl/.json datasets are supported")
+    return [path]
+
+
+def _read_records(path: Path) -> list[dict[str, Any]]:
+    text = path.read_text(encoding="utf-8")
+    if path.suffix == ".json" and text.lstrip().startswith("["):
+        return json.loads(text)
+    records = []
+    for lineno, line in enumerate(text.splitlines(), start=1):
+        if line.strip():
+            try:
+                records.append(json.loads(line))
+            except json.JSONDecodeError as e:
+                raise DatasetError(f"{path} line {lineno}: not valid JSON: {e.msg}") from None
+    return records
+
+
+def read_dataset(dataset: str, dataset_dir: str, max_samples: int | None = None):
+    """(DatasetAttr, raw records) of a local dataset named in `<dataset_dir>/dataset_info.json`."""
+    from llamafactory.data.parser import get_dataset_list
+
+    try:
+        (attr,) = get_dataset_list([dataset], dataset_dir)
+    except ValueError as e:
+        raise DatasetError(f"{dataset!r} in {dataset_dir}: {e}") from None
+    if attr.load_from != "file":
+        raise DatasetError(f"{dataset!r} is a {attr.load_from} dataset; generate reads local files only")
+    if attr.num_samples is not None:
+        raise DatasetError(f"{dataset!r} sets num_samples (random resampling); use --max-samples instead")
+    records: list[dict[str, Any]] = []
+    for path in _files(dataset_dir, attr):
+        records.extend(_read_records(path))
+    if max_samples is not None:  # LF: the first N rows
+        records = records[:max_samples]
+    return attr, records
+
+
+def record_id(record: dict[str, Any], position: int) -> str:
+    """The record's own id, else its 1-based position in the dataset (stable across systems)."""
+    return str(record["id"]) if record.get("id") is not None else f"#{position}"
+
+
+def build_examples(
+    dataset: str,
+    dataset_dir: str,
+    tokenizer,
+    template,
+    template_name: str,
+    cutoff_len: int,
+    max_samples: int | None = None,
+) -> list[Example]:
+    """Prompt and reference token ids per record, as LF's predict would feed and score them."""
+    from llamafactory.data.converter import get_dataset_converter
+    from llamafactory.data.processor import UnsupervisedDatasetProcessor
+
+    attr, records = read_dataset(dataset, dataset_dir, max_samples)
+    data_args = data_arguments(dataset_dir, template_name, cutoff_len)
+    converter = get_dataset_converter(attr.formatting, attr, data_args)
+    processor = UnsupervisedDatasetProcessor(
+        template=template, tokenizer=tokenizer, processor=None, data_args=data_args
+    )
+    columns = [c for c in (attr.prompt, attr.query, attr.response, attr.history, attr.system, attr.tools) if c]
+    ids = [record_id(record, position) for position, record in enumerate(records, start=1)]
+    seen: set[str] = set()
+    for rid in ids:
+        if rid in seen:
+            raise DatasetError(f"{dataset!r}: duplicate id {rid!r}; resuming and pairing need unique ids")
+        seen.add(rid)
+    examples: list[Example] = []
+    for rid, record in zip(ids, records, strict=True):
+        # HF datasets fills a column a record lacks with None; do the same before LF's converter reads it
+        row = {c: record.get(c) for c in columns} | {
+            k: None for k in (attr.images, attr.videos, attr.audios, attr.kto_tag) if k
+        }
+        aligned = converter(row)
+        batch = {key: [value] for key, value in aligned.items()}
+        encoded = processor.preprocess_dataset(batch)
+        if not encoded["input_ids"]:  # LF drops (and warns about) records with an even number of turns
+            logger.warning("dropped record %s: not a valid prompt", rid)
+            continue
+        source = record.get("source")
+        examples.append(
+            Example(
+                id=rid,
+                source=None if source is None else str(source),
+                input_ids=list(encoded["input_ids"][0]),
+                label_ids=list(encoded["labels"][0]),
+            )
+        )
+    if not examples:
+        raise DatasetError(f"{dataset!r}: no usable records")
+    return examples
