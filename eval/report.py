@@ -1,0 +1,261 @@
+"""`report`: Table 2, Table 3 (Markdown + CSV, the paper's values alongside) and Figure 4 from run folders.
+
+A run folder is one system: run.json ({"system": "MedAsst", ...}) plus mcq.json (from `mcq`) and/or scores.json
+with scores_per_sample.jsonl (from `score`). Each system is tested against the reference (MedAsst) with a paired
+bootstrap: over per-question correctness for Table 2 (each benchmark resampled on its own; overall = mean of the
+two, as in the paper) and over per-sample scores for Table 3, on the items both systems answered.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import math
+import sys
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from eval import paper_numbers as paper
+from eval import stats
+from eval.files import InputFileError, atomic_write_text, iter_jsonl, read_json, write_json
+
+RUN_FILE = "run.json"
+MCQ_FILE = "mcq.json"
+SCORES_FILE = "scores.json"
+PER_SAMPLE_FILE = "scores_per_sample.jsonl"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--runs", nargs="+", required=True, help="run folders, one per system")
+    parser.add_argument("--output", required=True, help="output folder for tables and figure")
+    parser.add_argument("--reference", default=paper.REFERENCE, help="system the others are tested against")
+    parser.add_argument("--resamples", type=int, default=stats.RESAMPLES, help="paired bootstrap resamples")
+    parser.add_argument("--seed", type=int, default=stats.SEED)
+
+
+@dataclass
+class Run:
+    system: str
+    path: Path
+    mcq: dict[str, Any] | None = None
+    scores: dict[str, Any] | None = None
+    per_sample: dict[str, dict[str, float]] = field(default_factory=dict)  # id → metric → score
+    correct: dict[str, dict[str, float]] = field(default_factory=dict)  # benchmark → question id → 0/1
+
+
+def _mcq_correctness(mcq: dict[str, Any], path: Path) -> dict[str, dict[str, float]]:
+    """benchmark → question id → 1.0/0.0, read defensively: the benchmark is a field or the id's prefix."""
+    out: dict[str, dict[str, float]] = {}
+    for i, pred in enumerate(mcq.get("predictions") or []):
+        if not isinstance(pred, dict) or "correct" not in pred:
+            raise InputFileError(f"{path}: predictions[{i}] lacks 'correct'")
+        qid = str(pred.get("id", i))
+        bench = pred.get("benchmark") or qid.split(":", 1)[0]
+        out.setdefault(str(bench), {})[qid] = 1.0 if pred["correct"] else 0.0
+    return out
+
+
+def load_run(folder: str | Path) -> Run:
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise InputFileError(f"run folder not found: {folder}")
+    if (folder / RUN_FILE).exists():
+        info = read_json(folder / RUN_FILE)
+        system = info.get("system") if isinstance(info, dict) else None
+        if not system:
+            raise InputFileError(f"{folder / RUN_FILE}: no 'system' name")
+    else:
+        system = folder.name
+        warnings.warn(f"{folder} has no {RUN_FILE}; calling the system {system!r}", stacklevel=2)
+    run = Run(system=str(system), path=folder)
+    if (folder / MCQ_FILE).exists():
+        run.mcq = read_json(folder / MCQ_FILE)
+        run.correct = _mcq_correctness(run.mcq, folder / MCQ_FILE)
+    if (folder / SCORES_FILE).exists():
+        run.scores = read_json(folder / SCORES_FILE)
+        if (folder / PER_SAMPLE_FILE).exists():
+            for lineno, row in iter_jsonl(folder / PER_SAMPLE_FILE):
+                if "id" not in row:
+                    raise InputFileError(f"{folder / PER_SAMPLE_FILE} line {lineno}: missing key 'id'")
+                run.per_sample[str(row["id"])] = {m: float(row[m]) for m in paper.TABLE3_COLUMNS if m in row}
+    if run.mcq is None and run.scores is None:
+        raise InputFileError(f"{folder}: neither {MCQ_FILE} nor {SCORES_FILE}")
+    return run
+
+
+def order_systems(runs: list[Run]) -> list[Run]:
+    seen: dict[str, Run] = {}
+    for run in runs:
+        if run.system in seen:
+            raise InputFileError(f"two run folders name the system {run.system!r}: {seen[run.system].path}, {run.path}")
+        seen[run.system] = run
+    rank = {name: i for i, name in enumerate(paper.SYSTEMS)}
+    return sorted(runs, key=lambda r: (rank.get(r.system, len(rank)), r.system))
+
+
+def mcq_value(run: Run, column: str) -> float | None:
+    if run.mcq is None:
+        return None
+    if column == "overall":
+        value = run.mcq.get("overall")
+    else:
+        value = (run.mcq.get("benchmarks") or {}).get(column, {}).get("accuracy")
+    return None if value is None else float(value)
+
+
+def mcq_p_values(run: Run, ref: Run, resamples: int, seed: int) -> dict[str, float | None]:
+    out: dict[str, float | None] = dict.fromkeys(paper.TABLE2_COLUMNS)
+    benches = [b for b in paper.TABLE2_COLUMNS if b != "overall" and b in run.correct and b in ref.correct]
+    groups_a, groups_b = [], []
+    for bench in benches:
+        shared = sorted(set(run.correct[bench]) & set(ref.correct[bench]))
+        if not shared:
+            continue
+        a = np.array([run.correct[bench][q] for q in shared])
+        b = np.array([ref.correct[bench][q] for q in shared])
+        out[bench] = stats.paired_bootstrap_p([a], [b], resamples=resamples, seed=seed)
+        groups_a.append(a)
+        groups_b.append(b)
+    if len(groups_a) == len([c for c in paper.TABLE2_COLUMNS if c != "overall"]):
+
+        def overall(means: list[float]) -> float:
+            return sum(means) / len(means)
+
+        out["overall"] = stats.paired_bootstrap_p(groups_a, groups_b, overall, resamples=resamples, seed=seed)
+    return out
+
+
+def gen_p_values(run: Run, ref: Run, resamples: int, seed: int) -> dict[str, float | None]:
+    out: dict[str, float | None] = dict.fromkeys(paper.TABLE3_COLUMNS)
+    shared = sorted(set(run.per_sample) & set(ref.per_sample))
+    if not shared:
+        return out
+    if len(shared) < max(len(run.per_sample), len(ref.per_sample)):
+        warnings.warn(f"{run.system} vs {ref.system}: testing on the {len(shared)} samples both have", stacklevel=2)
+    for metric in paper.TABLE3_COLUMNS:
+        if all(metric in run.per_sample[i] and metric in ref.per_sample[i] for i in shared):
+            a = np.array([run.per_sample[i][metric] for i in shared])
+            b = np.array([ref.per_sample[i][metric] for i in shared])
+            out[metric] = stats.paired_bootstrap_p([a], [b], resamples=resamples, seed=seed)
+    return out
+
+
+def _num(value: float | None, digits: int = 2) -> str:
+    return "—" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{value:.{digits}f}"
+
+
+def _p(value: float | None) -> str:
+    if value is None:
+        return "—"
+    return "<0.001" if value < 0.001 else f"{value:.3f}"
+
+
+def build_table(
+    runs: list[Run],
+    ref: Run | None,
+    columns: tuple[str, ...],
+    labels: dict[str, str],
+    paper_values: dict[str, dict[str, float]],
+    value_of,
+    p_of,
+    n_of,
+) -> tuple[str, str, list[dict[str, Any]]]:
+    """(Markdown, CSV, rows): per column ours | paper | p vs the reference."""
+    rows: list[dict[str, Any]] = []
+    for run in runs:
+        pvals = p_of(run, ref) if ref is not None and run is not ref else {}
+        row: dict[str, Any] = {"system": run.system, "n": n_of(run)}
+        for col in columns:
+            row[col] = value_of(run, col)
+            row[f"{col}_paper"] = paper_values.get(run.system, {}).get(col)
+            row[f"{col}_p"] = pvals.get(col)
+        rows.append(row)
+    ref_name = ref.system if ref is not None else "—"
+    head = ["system", "n"]
+    for col in columns:
+        head += [labels[col], f"{labels[col]} (paper)", f"p vs {ref_name}"]
+    md = ["| " + " | ".join(head) + " |", "|" + "|".join(["---"] + ["---:"] * (len(head) - 1)) + "|"]
+    for row in rows:
+        cells = [row["system"], "—" if row["n"] is None else str(row["n"])]
+        for col in columns:
+            cells += [_num(row[col]), _num(row[f"{col}_paper"]), _p(row[f"{col}_p"])]
+        md.append("| " + " | ".join(cells) + " |")
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    csv_head = ["system", "n"] + [f"{c}{s}" for c in columns for s in ("", "_paper", "_p")]
+    writer.writerow(csv_head)
+    for row in rows:
+        writer.writerow(["" if row[k] is None else (round(row[k], 6) if isinstance(row[k], float) else row[k])
+                         for k in csv_head])  # fmt: skip
+    return "\n".join(md) + "\n", buffer.getvalue(), rows
+
+
+def run_report(
+    folders: list[str | Path],
+    output: str | Path,
+    reference: str = paper.REFERENCE,
+    resamples: int = stats.RESAMPLES,
+    seed: int = stats.SEED,
+) -> dict[str, Any]:
+    from eval.figure import plot_table3
+
+    runs = order_systems([load_run(f) for f in folders])
+    ref = next((r for r in runs if r.system == reference), None)
+    if ref is None:
+        warnings.warn(f"no run of the reference system {reference!r}: no p-values", stacklevel=2)
+    out = Path(output)
+    result: dict[str, Any] = {"reference": reference, "systems": [r.system for r in runs], "files": []}
+    sections = [f"# MedAsst evaluation report\n\nReference for p-values: {ref.system if ref else '—'} "
+                f"(paired bootstrap, {resamples} resamples, seed {seed}, two-sided).\n"]  # fmt: skip
+
+    mcq_runs = [r for r in runs if r.mcq is not None]
+    if mcq_runs:
+        md, text, rows = build_table(
+            mcq_runs, ref if ref and ref.mcq else None, paper.TABLE2_COLUMNS, paper.TABLE2_LABELS, paper.TABLE2,
+            mcq_value, lambda r, f: mcq_p_values(r, f, resamples, seed),
+            lambda r: sum(int((r.mcq.get("benchmarks") or {}).get(b, {}).get("n", 0)) for b in ("cmmlu", "ceval")),
+        )  # fmt: skip
+        atomic_write_text(out / "table2.md", md)
+        atomic_write_text(out / "table2.csv", text)
+        result["table2"] = rows
+        result["files"] += ["table2.md", "table2.csv"]
+        sections.append("## Table 2: CMMLU + C-Eval medical multiple choice (accuracy %)\n\n" + md)
+
+    gen_runs = [r for r in runs if r.scores is not None]
+    if gen_runs:
+        md, text, rows = build_table(
+            gen_runs, ref if ref and ref.scores else None, paper.TABLE3_COLUMNS, paper.TABLE3_LABELS, paper.TABLE3,
+            lambda r, c: None if r.scores.get(c) is None else float(r.scores[c]),
+            lambda r, f: gen_p_values(r, f, resamples, seed),
+            lambda r: r.scores.get("n"),
+        )  # fmt: skip
+        atomic_write_text(out / "table3.md", md)
+        atomic_write_text(out / "table3.csv", text)
+        result["table3"] = rows
+        values = [[row[c] for c in paper.TABLE3_COLUMNS] for row in rows]
+        labels = [paper.TABLE3_LABELS[c] for c in paper.TABLE3_COLUMNS]
+        result["figure4"] = plot_table3(
+            [r.system for r in gen_runs], paper.TABLE3_COLUMNS, labels, values, out / "figure4.png"
+        )
+        result["files"] += ["table3.md", "table3.csv", "figure4.png"]
+        sections.append("## Table 3: generation on the test set (×100)\n\n" + md + "\n![Figure 4](figure4.png)\n")
+
+    atomic_write_text(out / "report.md", "\n".join(sections))
+    result["files"] += ["report.md", "report.json"]
+    write_json(out / "report.json", result)
+    return result
+
+
+def main(args: argparse.Namespace) -> int:
+    try:
+        result = run_report(args.runs, args.output, args.reference, args.resamples, args.seed)
+    except InputFileError as e:
+        print(f"report: {e}", file=sys.stderr)
+        return 2
+    print(f"report: {', '.join(result['systems'])} → {Path(args.output) / 'report.md'}")
+    return 0

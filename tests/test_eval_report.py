@@ -1,0 +1,132 @@
+"""`python -m eval.run report`: tables with the paper's values and p-values, Figure 4, input errors."""
+
+from __future__ import annotations
+
+import csv
+import json
+import random
+from pathlib import Path
+
+import pytest
+
+from eval import paper_numbers as paper
+from eval import report, stats
+from eval import run as eval_run
+
+
+def make_run(root: Path, system: str, skill: float, n_gen: int = 60, mcq: bool = True, seed: int = 0) -> Path:
+    """A run folder with the files `mcq` and `score` write; `skill` shifts its scores."""
+    rng = random.Random(f"{system}:{seed}")
+    folder = root / system.lower()
+    folder.mkdir(parents=True)
+    (folder / "run.json").write_text(json.dumps({"system": system}), encoding="utf-8")
+    if mcq:
+        preds, tally = [], {"cmmlu": [0, 0], "ceval": [0, 0]}
+        for bench, n in (("cmmlu", 80), ("ceval", 30)):
+            for i in range(n):
+                ok = rng.random() < skill
+                preds.append({"id": f"{bench}:anatomy:test:{i}", "answer": "A", "prediction": "A" if ok else "B",
+                              "correct": ok})  # fmt: skip
+                tally[bench][0] += ok
+                tally[bench][1] += 1
+        benchmarks = {b: {"accuracy": 100.0 * c / n, "n": n, "correct": c} for b, (c, n) in tally.items()}
+        overall = (benchmarks["cmmlu"]["accuracy"] + benchmarks["ceval"]["accuracy"]) / 2
+        (folder / "mcq.json").write_text(
+            json.dumps({"overall": overall, "benchmarks": benchmarks, "subjects": {}, "predictions": preds})
+        )
+    rows = []
+    for i in range(n_gen):
+        base = 100 * skill * rng.random()
+        rows.append({"id": f"x-{i}", "source": "webmedqa", "bleu-4": base / 10, "rouge-1": base / 3,
+                     "rouge-2": base / 12, "rouge-l": base / 4})  # fmt: skip
+    (folder / "scores_per_sample.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    means = {m: sum(r[m] for r in rows) / len(rows) for m in paper.TABLE3_COLUMNS}
+    (folder / "scores.json").write_text(json.dumps({"n": n_gen, **means}))
+    return folder
+
+
+@pytest.fixture()
+def five_runs(tmp_path: Path) -> list[Path]:
+    skills = {"LlaMa-3-8B": 0.45, "Gemma-7B": 0.25, "Mistral-7B": 0.4, "Qwen2-7B": 0.86, "MedAsst": 0.88}
+    return [make_run(tmp_path / "runs", s, k) for s, k in skills.items()]
+
+
+def test_report_tables_and_figure(five_runs: list[Path], tmp_path: Path):
+    out = tmp_path / "report"
+    # shuffled on purpose: the tables follow the paper's row order
+    argv = ["report", "--runs", *[str(p) for p in reversed(five_runs)], "--output", str(out), "--resamples", "200"]
+    assert eval_run.main(argv) == 0
+    for name in ("table2.md", "table2.csv", "table3.md", "table3.csv", "figure4.png", "report.md", "report.json"):
+        assert (out / name).is_file(), name
+    table3 = list(csv.DictReader((out / "table3.csv").open(encoding="utf-8")))
+    assert [r["system"] for r in table3] == list(paper.SYSTEMS)
+    medasst = table3[-1]
+    assert float(medasst["bleu-4_paper"]) == 6.70 and medasst["bleu-4_p"] == ""
+    gemma = table3[1]
+    assert float(gemma["rouge-l_paper"]) == 17.56
+    assert 0 < float(gemma["rouge-l_p"]) < 0.05  # a much weaker system differs significantly
+    table2 = list(csv.DictReader((out / "table2.csv").open(encoding="utf-8")))
+    assert [r["system"] for r in table2] == list(paper.SYSTEMS)
+    assert float(table2[3]["overall_paper"]) == 87.40
+    assert float(table2[1]["overall_p"]) < 0.05
+    assert float(table2[3]["overall_p"]) > 0.05  # 0.86 vs 0.88 on 110 questions: not distinguishable
+    md = (out / "table3.md").read_text(encoding="utf-8")
+    assert "| BLEU-4 | BLEU-4 (paper) | p vs MedAsst |" in md
+    assert (out / "figure4.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    info = json.loads((out / "report.json").read_text(encoding="utf-8"))
+    assert info["figure4"]["labels"] == "zh"  # the pylopdf-fonts-zh-cn dependency ships a CJK font
+    # deterministic: the same inputs give the same bytes
+    first = {p.name: p.read_bytes() for p in out.iterdir()}
+    assert eval_run.main(argv) == 0
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == first
+
+
+def test_report_generation_only_and_unknown_system(tmp_path: Path):
+    runs = [make_run(tmp_path, "MedAsst", 0.8, mcq=False), make_run(tmp_path, "My-Model", 0.5, mcq=False)]
+    result = report.run_report(runs, tmp_path / "out", resamples=100)
+    assert result["systems"] == ["MedAsst", "My-Model"]
+    assert "table2" not in result and not (tmp_path / "out" / "table2.md").exists()
+    my = result["table3"][1]
+    assert my["bleu-4_paper"] is None and my["bleu-4_p"] is not None
+
+
+def test_no_reference_means_no_p_values(tmp_path: Path):
+    runs = [make_run(tmp_path, "Gemma-7B", 0.3)]
+    with pytest.warns(UserWarning, match="no run of the reference"):
+        result = report.run_report(runs, tmp_path / "out", resamples=50)
+    assert result["table3"][0]["bleu-4_p"] is None
+
+
+def test_report_errors(tmp_path: Path, capsys):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    (empty / "run.json").write_text('{"system": "X"}')
+    assert eval_run.main(["report", "--runs", str(empty), "--output", str(tmp_path / "o")]) == 2
+    assert "neither mcq.json nor scores.json" in capsys.readouterr().err
+    assert eval_run.main(["report", "--runs", str(tmp_path / "missing"), "--output", str(tmp_path / "o")]) == 2
+    a = make_run(tmp_path / "a", "MedAsst", 0.5)
+    b = make_run(tmp_path / "b", "MedAsst", 0.5)
+    assert eval_run.main(["report", "--runs", str(a), str(b), "--output", str(tmp_path / "o")]) == 2
+    assert "two run folders name the system 'MedAsst'" in capsys.readouterr().err
+
+
+def test_paired_bootstrap_properties():
+    same = [1.0, 0.0, 1.0, 1.0]
+    assert stats.paired_bootstrap_p([same], [same]) == 1.0
+    a = [1.0] * 50 + [0.0] * 50
+    b = [0.0] * 50 + [0.0] * 50
+    p = stats.paired_bootstrap_p([a], [b], resamples=500)
+    assert p == pytest.approx(1 / 501)
+    assert stats.paired_bootstrap_p([a], [b], resamples=500) == p  # fixed seed
+    low, high = stats.bootstrap_ci([1.0, 2.0, 3.0, 4.0])[0]
+    assert 1.0 <= low <= 2.5 <= high <= 4.0
+
+
+def test_figure_falls_back_to_english_without_a_cjk_font(tmp_path: Path, monkeypatch):
+    from eval import figure
+
+    monkeypatch.setattr(figure, "find_cjk_font", lambda: None)
+    with pytest.warns(UserWarning, match="no CJK font"):
+        info = figure.plot_table3(["A", "B"], ["bleu-4"], ["BLEU-4"], [[1.0], [None]], tmp_path / "f.png")
+    assert info == {"font": None, "labels": "en"}
+    assert (tmp_path / "f.png").stat().st_size > 0
