@@ -1,0 +1,249 @@
+"""`python -m eval.run mcq` end to end on tiny local models: counts, scoring, determinism, few-shot, errors."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from eval import run as cli
+from eval.mcq import RESULT_FILE, run
+from eval.mcq_data import PAPER, PAPER_COUNTS, BenchmarkSource, resolve_subjects
+
+PAPER_CEVAL = ",".join(f"ceval:{s}" for s in PAPER["ceval"])  # the 90 C-Eval questions
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    """Hidden-64 models gain nothing from intra-op threads, and on a shared 2-core box threads only contend."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def varied_model(base: Path, out: Path) -> Path:
+    """The tiny model with attention output amplified: its answers then depend on the question (a random tiny
+    model otherwise answers from the last prompt token alone, i.e. always the same letter)."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    model = AutoModelForCausalLM.from_pretrained(base)
+    with torch.no_grad():
+        for layer in model.model.layers:
+            layer.self_attn.o_proj.weight.mul_(50.0)
+    model.save_pretrained(out)
+    AutoTokenizer.from_pretrained(base).save_pretrained(out)
+    return out
+
+
+def letter_model(base: Path, out: Path, letter: str) -> Path:
+    """A tiny Qwen2 whose next token after any prompt is `letter` among A-D.
+
+    The last layer's value projection becomes a large constant bias (and its MLP is silenced), so every position's
+    final hidden state is the same vector h; the (tied) embedding rows of A-D are then set to 0 except `letter`'s,
+    which points along h, so that letter's logit is |h| x 10 and the others 0.
+    """
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(base)
+    model = AutoModelForCausalLM.from_pretrained(base)
+    last = model.model.layers[-1]
+    generator = torch.Generator().manual_seed(0)
+    captured: dict[str, torch.Tensor] = {}
+    with torch.no_grad():
+        last.self_attn.v_proj.weight.zero_()
+        last.self_attn.v_proj.bias.copy_(torch.randn(last.self_attn.v_proj.bias.shape, generator=generator) * 1000)
+        last.mlp.down_proj.weight.zero_()
+
+        def keep(_module, _inputs, output) -> None:  # returning a value would replace the norm's output
+            captured["h"] = output[0, -1].clone()
+
+        hook = model.model.norm.register_forward_hook(keep)
+        model(input_ids=tokenizer("以下是中国关于解剖学考试的单项选择题", return_tensors="pt").input_ids)
+        hook.remove()
+        h = captured["h"]
+        rows = model.get_output_embeddings().weight
+        for ch in "ABCD":
+            rows[tokenizer.encode(ch, add_special_tokens=False)[-1]] = h / h.norm() * 10 if ch == letter else 0.0
+    model.save_pretrained(out)
+    tokenizer.save_pretrained(out)
+    return out
+
+
+@pytest.fixture(scope="module")
+def qwen_varied(tiny_model, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return varied_model(tiny_model("qwen2"), tmp_path_factory.mktemp("mcq-models") / "qwen2-varied")
+
+
+@pytest.fixture(scope="module")
+def paper_run(qwen_varied: Path, tmp_path_factory: pytest.TempPathFactory) -> dict:
+    out = tmp_path_factory.mktemp("mcq-paper")
+    assert cli.main(["mcq", "--model", str(qwen_varied), "--batch-size", "16", "--output", str(out)]) == 0
+    return json.loads((out / RESULT_FILE).read_text(encoding="utf-8"))
+
+
+def test_paper_run_counts_and_summary(paper_run: dict):
+    assert {b: v["n"] for b, v in paper_run["benchmarks"].items()} == PAPER_COUNTS
+    assert len(paper_run["predictions"]) == 1415
+    assert sum(s["n"] for s in paper_run["subjects"].values()) == 1415
+    assert paper_run["subjects"]["cmmlu:professional_medicine"]["n"] == 376
+    assert paper_run["subjects"]["ceval:physician"]["n"] == 49
+    for key, subject in paper_run["subjects"].items():
+        preds = [p for p in paper_run["predictions"] if p["id"].startswith(key + ":")]
+        assert subject["correct"] == sum(p["correct"] for p in preds)
+        assert subject["accuracy"] == pytest.approx(100 * subject["correct"] / subject["n"])
+    cmmlu, ceval = paper_run["benchmarks"]["cmmlu"], paper_run["benchmarks"]["ceval"]
+    assert paper_run["overall"] == pytest.approx((cmmlu["accuracy"] + ceval["accuracy"]) / 2)
+    assert all(p["prediction"] in "ABCD" and len(p["probs"]) == 4 for p in paper_run["predictions"])
+    assert all(p["correct"] == (p["prediction"] == p["answer"]) for p in paper_run["predictions"])
+    assert len(Counter(p["prediction"] for p in paper_run["predictions"])) > 1  # the model is not a constant
+
+
+def test_protocol_records_prompt_template_and_data(paper_run: dict):
+    protocol = paper_run["protocol"]
+    assert protocol["template"] == "qwen" and protocol["adapter"] is None and protocol["n_shot"] == 0
+    assert protocol["prompt"]["system"] == "以下是中国关于{subject}考试的单项选择题，请选出其中的正确答案。\n\n"
+    assert protocol["prompt"]["choice"] == "\n{choice}. {content}" and protocol["prompt"]["answer"] == "\n答案："
+    example = protocol["prompt"]["example"]
+    assert example.startswith("<|im_start|>system\n")
+    assert "<|im_start|>user\n以下是中国关于解剖学考试的单项选择题，请选出其中的正确答案。\n\n" in example
+    assert "\nA. " in example and example.endswith("\n答案：<|im_end|>\n<|im_start|>assistant\n")
+    assert list(protocol["choice_token_ids"]) == ["A", "B", "C", "D"]
+    assert protocol["eval_split"] == {"cmmlu": "test", "ceval": "val"}
+    assert protocol["files"]["ceval:physician:val"]["file"] == "C-Eval/val/physician_val.csv"
+    assert protocol["infer_args"]["trust_remote_code"] is False
+
+
+def test_deterministic_across_runs(paper_run: dict, qwen_varied: Path, tmp_path: Path):
+    again = run(str(qwen_varied), tmp_path, batch_size=16, progress=False)
+    assert json.loads((tmp_path / RESULT_FILE).read_text(encoding="utf-8")) == again
+    assert again["predictions"] == paper_run["predictions"]
+    assert again["overall"] == paper_run["overall"]
+
+
+def test_batching_matches_one_question_at_a_time(paper_run: dict, qwen_varied: Path, tmp_path: Path):
+    """Left padding + position ids must not change answers: batch size 1 (no padding) is the reference."""
+    single = run(str(qwen_varied), tmp_path, subjects=PAPER_CEVAL, batch_size=1, progress=False)
+    batched = {p["id"]: p for p in paper_run["predictions"] if p["id"].startswith("ceval:")}
+    assert len(single["predictions"]) == 90
+    for p in single["predictions"]:
+        assert p["prediction"] == batched[p["id"]]["prediction"]
+        assert p["probs"] == pytest.approx(batched[p["id"]]["probs"], abs=1e-4)
+
+
+def test_letter_model_scores_the_share_of_that_letter(tiny_model, tmp_path: Path):
+    model = letter_model(tiny_model("qwen2"), tmp_path / "always-c", "C")
+    result = run(str(model), tmp_path / "out", batch_size=32, progress=False)
+    assert {p["prediction"] for p in result["predictions"]} == {"C"}
+    source = BenchmarkSource()
+    for subject in resolve_subjects("paper", source):
+        questions, _ = source.load(
+            subject.benchmark, subject.subject, "test" if subject.benchmark == "cmmlu" else "val"
+        )
+        share = sum(q.answer == "C" for q in questions)
+        assert result["subjects"][subject.key]["correct"] == share
+        assert result["subjects"][subject.key]["accuracy"] == pytest.approx(100 * share / len(questions))
+    answers = Counter(p["answer"] for p in result["predictions"] if p["id"].startswith("cmmlu:"))
+    assert result["benchmarks"]["cmmlu"]["correct"] == answers["C"]
+    assert result["benchmarks"]["cmmlu"]["accuracy"] == pytest.approx(100 * answers["C"] / 1325)
+
+
+def test_few_shot_from_dev_with_fixed_seed(qwen_varied: Path, tmp_path: Path):
+    spec = "ceval:clinical_medicine,cmmlu:anatomy"
+    first = run(str(qwen_varied), tmp_path / "a", subjects=spec, n_shot=2, progress=False)
+    second = run(str(qwen_varied), tmp_path / "b", subjects=spec, n_shot=2, progress=False)
+    other_seed = run(str(qwen_varied), tmp_path / "c", subjects=spec, n_shot=2, seed=7, progress=False)
+    assert first["predictions"] == second["predictions"]
+    shots = [tuple(p["shots"]) for p in first["predictions"]]
+    assert all(len(s) == 2 and len(set(s)) == 2 and set(s) <= set(range(5)) for s in shots)
+    assert len(set(shots)) > 1  # re-drawn per question, as LLaMA-Factory's Evaluator did
+    assert shots != [tuple(p["shots"]) for p in other_seed["predictions"]]
+    protocol = first["protocol"]
+    assert protocol["n_shot"] == 2 and protocol["shot_seed"] == 42
+    assert protocol["shot_split"] == {"cmmlu": "dev", "ceval": "dev"}
+    assert "cmmlu:anatomy:dev" in protocol["files"]
+    example = protocol["prompt"]["example"]
+    # Shots are earlier chat turns: system, then 3 user turns, the first two answered by the assistant.
+    assert example.count("<|im_start|>user\n") == 3
+    assert example.count("\n答案：<|im_end|>\n<|im_start|>assistant\n") == 3
+    assert example.count("以下是中国关于解剖学考试") == 1
+    for p in first["predictions"]:
+        assert p["prompt_tokens"] > 60
+
+
+def test_adapter_is_applied_and_recorded(qwen_varied: Path, tmp_path: Path):
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    net = AutoModelForCausalLM.from_pretrained(qwen_varied)
+    config = LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj"], init_lora_weights=False)
+    get_peft_model(net, config).save_pretrained(tmp_path / "adapter")
+    assert (tmp_path / "adapter/adapter_model.safetensors").is_file()
+    base = run(str(qwen_varied), tmp_path / "base", subjects=PAPER_CEVAL, progress=False)
+    tuned = run(
+        str(qwen_varied), tmp_path / "out", adapter=str(tmp_path / "adapter"), subjects=PAPER_CEVAL, progress=False
+    )
+    assert tuned["protocol"]["adapter"] == str(tmp_path / "adapter")
+    assert tuned["protocol"]["infer_args"]["adapter_name_or_path"] == str(tmp_path / "adapter")
+    assert tuned["benchmarks"]["ceval"]["n"] == 90
+    assert [p["probs"] for p in tuned["predictions"]] != [p["probs"] for p in base["predictions"]]
+
+
+def test_other_family_uses_its_template(tiny_model, tmp_path: Path):
+    result = run(str(tiny_model("gemma")), tmp_path, template="gemma", subjects="ceval:physician", progress=False)
+    assert result["benchmarks"]["ceval"]["n"] == 49
+    assert result["protocol"]["prompt"]["example"].startswith("<bos><start_of_turn>user\n以下是中国关于医师资格考试")
+
+
+def _cli_error(argv: list[str], capsys: pytest.CaptureFixture[str]) -> str:
+    assert cli.main(argv) == 2
+    return capsys.readouterr().err
+
+
+def test_error_missing_adapter(tiny_model, tmp_path: Path, capsys):
+    err = _cli_error(
+        ["mcq", "--model", str(tiny_model("qwen2")), "--adapter", str(tmp_path / "nope"), "--output", str(tmp_path)],
+        capsys,
+    )
+    assert "adapter folder not found" in err and str(tmp_path / "nope") in err
+    (tmp_path / "half").mkdir()
+    (tmp_path / "half/adapter_config.json").write_text("{}")
+    err = _cli_error(
+        ["mcq", "--model", str(tiny_model("qwen2")), "--adapter", str(tmp_path / "half"), "--output", str(tmp_path)],
+        capsys,
+    )
+    assert "missing adapter_model.safetensors" in err
+    assert not (tmp_path / RESULT_FILE).exists()
+
+
+@pytest.mark.parametrize(
+    ("family", "template", "needle"),
+    [("qwen2", "gemma", "<start_of_turn>"), ("gemma", "qwen", "<|im_start|>"), ("qwen2", "mistral", "bos")],
+)
+def test_error_template_mismatch(tiny_model, tmp_path: Path, capsys, family: str, template: str, needle: str):
+    argv = ["mcq", "--model", str(tiny_model(family)), "--template", template, "--subjects", "ceval:physician"]
+    err = _cli_error([*argv, "--output", str(tmp_path)], capsys)
+    assert f"template {template!r} does not fit" in err or "starts with a bos token" in err
+    assert needle in err and "--template" in err
+    assert not (tmp_path / RESULT_FILE).exists()
+
+
+def test_error_unknown_subject_and_bad_csv(tiny_model, tmp_path: Path, capsys):
+    model = str(tiny_model("qwen2"))
+    err = _cli_error(["mcq", "--model", model, "--subjects", "cmmlu:surgery", "--output", str(tmp_path)], capsys)
+    assert "unknown subject cmmlu:surgery" in err and "available: anatomy" in err
+    bench = tmp_path / "bench"
+    (bench / "C-Eval/val").mkdir(parents=True)
+    (bench / "C-Eval/val/physician_val.csv").write_bytes(b"id,question,A,B,C,answer\r\n0,q,a,b,c,A\r\n")
+    argv = ["mcq", "--model", model, "--benchmarks", str(bench), "--subjects", "ceval:physician"]
+    err = _cli_error([*argv, "--output", str(tmp_path)], capsys)
+    assert "physician_val.csv" in err and "missing column 'D'" in err
+    assert not (tmp_path / RESULT_FILE).exists()
