@@ -1,0 +1,132 @@
+"""`python -m eval.run --config`: systems end to end on tiny models, skipping finished work; paper.yaml ↔ recipes."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+
+from eval import pipeline
+from eval import run as eval_run
+from medasst.facts import REPO_ROOT
+
+RECORDS = [
+    {"instruction": "头痛三天了怎么办？", "input": "", "output": "建议休息，必要时就医。", "history": [],
+     "source": "webmedqa", "id": "w-1"},
+    {"instruction": "谢谢医生。", "input": "", "output": "不客气，祝您早日康复！",
+     "history": [["医生，我最近总是失眠。", "您好，失眠可能与精神紧张有关。"]], "source": "cmtmedqa", "id": "c-1"},
+    {"instruction": "血常规白细胞偏高", "input": "", "output": "提示感染可能。", "history": [], "source": "huatuo26m",
+     "id": "h-1"},
+    {"instruction": "孩子发烧39度", "input": "", "output": "先物理降温。", "history": [], "source": "medchatzh",
+     "id": "m-1"},
+]  # fmt: skip
+
+
+def write_config(tmp_path: Path, tiny_model, steps: list[str]) -> Path:
+    data = tmp_path / "data"
+    data.mkdir(exist_ok=True)
+    (data / "t.jsonl").write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in RECORDS), "utf-8")
+    columns = {"prompt": "instruction", "query": "input", "response": "output", "history": "history"}
+    info = {"tiny_test": {"file_name": "t.jsonl", "formatting": "alpaca", "columns": columns}}
+    (data / "dataset_info.json").write_text(json.dumps(info), "utf-8")
+    config = {
+        "output_dir": str(tmp_path / "runs"),
+        "dataset": "tiny_test",
+        "dataset_dir": str(data),
+        "steps": steps,
+        "mcq": {"subjects": "ceval:clinical_medicine", "batch_size": 8},
+        "generate": {"backend": "hf", "max_new_tokens": 3, "batch_size": 2, "cutoff_len": 256},
+        "report": {"resamples": 200},
+        "systems": [
+            {"name": "LlaMa-3-8B", "model": str(tiny_model("llama3")), "template": "llama3"},
+            {"name": "Qwen2-7B", "model": str(tiny_model("qwen2", seed=1)), "template": "qwen",
+             "default_system": "You are a helpful assistant."},
+            {"name": "MedAsst", "model": str(tiny_model("qwen2")), "template": "qwen",
+             "default_system": "You are a helpful assistant."},
+        ],
+    }  # fmt: skip
+    path = tmp_path / "tiny.yaml"
+    path.write_text(yaml.safe_dump(config, allow_unicode=True), "utf-8")
+    return path
+
+
+@pytest.mark.slow
+def test_pipeline_end_to_end_then_skips(tiny_model, tmp_path: Path, monkeypatch):
+    config = write_config(tmp_path, tiny_model, ["mcq", "generate", "score", "report"])
+    assert eval_run.main(["--config", str(config)]) == 0
+    runs = tmp_path / "runs"
+    for system in ("llama-3-8b", "qwen2-7b", "medasst"):
+        folder = runs / system
+        assert json.loads((folder / "run.json").read_text())["system"] in {"LlaMa-3-8B", "Qwen2-7B", "MedAsst"}
+        for name in ("mcq.json", "generated_predictions.jsonl", "scores.json", "scores_per_sample.jsonl"):
+            assert (folder / name).is_file(), (system, name)
+    medasst_prompt = json.loads((runs / "medasst" / "generated_predictions.jsonl").read_text().splitlines()[0])
+    assert "You are a helpful assistant." in medasst_prompt["prompt"]
+    report = runs / "report"
+    table3 = list(csv.DictReader((report / "table3.csv").open(encoding="utf-8")))
+    assert [r["system"] for r in table3] == ["LlaMa-3-8B", "Qwen2-7B", "MedAsst"]
+    assert table3[0]["bleu-4_p"] != "" and table3[2]["bleu-4_p"] == ""
+    table2 = list(csv.DictReader((report / "table2.csv").open(encoding="utf-8")))
+    assert [r["system"] for r in table2] == ["LlaMa-3-8B", "Qwen2-7B", "MedAsst"]
+    assert table2[0]["n"] == "22"
+    assert (report / "figure4.png").stat().st_size > 10_000
+
+    # a rerun has nothing left to compute: no model is loaded, nothing is rescored
+    def no_load(*args, **kwargs):
+        raise AssertionError("a finished system was recomputed")
+
+    monkeypatch.setattr("eval.model.load", no_load)
+    monkeypatch.setattr("eval.score.score_pairs", no_load)
+    before = (runs / "medasst" / "scores.json").read_bytes()
+    assert eval_run.main(["--config", str(config)]) == 0
+    assert (runs / "medasst" / "scores.json").read_bytes() == before
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("- 1\n", "expected a mapping at the top level"),
+        ("output_dir: x\nsystems: []\n", "systems must be a non-empty list"),
+        ("output_dir: x\nbogus: 1\nsystems: [{name: a, model: m, template: qwen}]\n", "unknown keys ['bogus']"),
+        ("output_dir: x\nsystems: [{name: a, template: qwen}]\n", "systems[0] needs 'model'"),
+        ("output_dir: x\nsteps: [train]\nsystems: [{name: a, model: m, template: qwen}]\n", "unknown steps"),
+        ("systems: [{name: a, model: m, template: qwen}]\n", "output_dir is required"),
+        ("output_dir: x\nsystems: [{name: a, model: m, template: qwen}, {name: a, model: n, template: qwen}]\n",
+         "must be unique"),
+    ],
+)  # fmt: skip
+def test_config_errors(tmp_path: Path, capsys, text: str, message: str):
+    path = tmp_path / "c.yaml"
+    path.write_text(text)
+    assert eval_run.main(["--config", str(path)]) == 2
+    assert message in capsys.readouterr().err
+    assert eval_run.main(["--config", str(tmp_path / "missing.yaml")]) == 2
+
+
+def test_yaml_is_loaded_safely(tmp_path: Path):
+    path = tmp_path / "c.yaml"
+    path.write_text("output_dir: !!python/object/apply:os.system ['echo pwned']\nsystems: []\n")
+    with pytest.raises(yaml.constructor.ConstructorError):
+        pipeline.load_config(path)
+
+
+def test_paper_config_matches_the_recipes():
+    config = pipeline.load_config(REPO_ROOT / "eval" / "configs" / "paper.yaml")
+    assert [s.name for s in config.systems] == ["LlaMa-3-8B", "Gemma-7B", "Mistral-7B", "Qwen2-7B", "MedAsst"]
+    assert config.steps == pipeline.STEPS and config.dataset == "medasst_test"
+    recipes = {}
+    for path in sorted((REPO_ROOT / "recipes").glob("*.yaml")):
+        recipe = yaml.safe_load(path.read_text(encoding="utf-8"))
+        if recipe.get("do_train"):
+            recipes[recipe["output_dir"]] = recipe
+    for system in config.systems:
+        if system.adapter is None:  # the untouched base model
+            assert (system.name, system.model, system.template) == ("Qwen2-7B", "Qwen/Qwen2-7B", "qwen")
+            continue
+        recipe = recipes[system.adapter]
+        assert system.model == recipe["model_name_or_path"]
+        assert system.template == recipe["template"]
+        assert system.default_system == recipe.get("default_system")
