@@ -39,6 +39,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--adapter", help="LoRA adapter folder (adapter_config.json + adapter_model.safetensors)")
     parser.add_argument("--template", default="qwen", help="LLaMA-Factory chat template of the model (default: qwen)")
     parser.add_argument(
+        "--default-system", help="override the template's default system prompt, as the recipes' default_system"
+    )
+    parser.add_argument(
         "--benchmarks",
         help="folder with CMMLU (data/{dev,test}) and/or C-Eval ({dev,val} or ceval-exam.zip); default: shipped CSVs",
     )
@@ -149,6 +152,7 @@ def run(
     n_shot: int = 0,
     seed: int = DEFAULT_SEED,
     batch_size: int = DEFAULT_BATCH_SIZE,
+    default_system: str | None = None,
     progress: bool = True,
 ) -> dict[str, Any]:
     """Score one model (+ adapter) and write OUT/mcq.json; returns what was written."""
@@ -174,7 +178,8 @@ def run(
     questions, pools, files = load_questions(source, chosen, n_shot)
     if adapter is not None:
         check_adapter(adapter)
-    loaded = load(model, adapter=adapter, template=template)
+    extra = {"default_system": default_system} if default_system else None
+    loaded = load(model, adapter=adapter, template=template, extra=extra)
 
     items: list[Item] = []
     total = sum(len(qs) for qs in questions.values())
@@ -277,6 +282,7 @@ def main(args: argparse.Namespace) -> int:
             n_shot=args.n_shot,
             seed=args.seed,
             batch_size=args.batch_size,
+            default_system=args.default_system,
         )
     except (BenchmarkError, ModelLoadError) as err:
         print(f"mcq: error: {err}", file=sys.stderr)

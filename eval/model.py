@@ -100,6 +100,21 @@ def check_template_tokens(tokenizer: Any, template: str, model: str = "") -> Non
         raise ModelLoadError(f"template {template!r} starts with a bos token but {where} has none; {hint}")
 
 
+def _own_template(fix: Any, tokenizer: Any, data_args: Any, template: str) -> Any:
+    """A private copy of the template: LLaMA-Factory writes `default_system` into its global TEMPLATES entry, which
+    would leak one system's prompt into the next model loaded in the same process."""
+    import copy
+
+    from llamafactory.data.template import TEMPLATES
+
+    shared = TEMPLATES[template]
+    saved = shared.default_system
+    try:
+        return copy.copy(fix(tokenizer, data_args))
+    finally:
+        shared.default_system = saved
+
+
 def infer_args(
     model: str,
     adapter: str | None = None,
@@ -145,7 +160,7 @@ def load(
     tokenizer = load_tokenizer(model_args)["tokenizer"]
     if check_tokens:
         check_template_tokens(tokenizer, template, model)
-    tok_template = get_template_and_fix_tokenizer(tokenizer, data_args)
+    tok_template = _own_template(get_template_and_fix_tokenizer, tokenizer, data_args, template)
     tokenizer.padding_side = padding_side
     net = load_model(tokenizer, model_args, finetuning_args, is_trainable=False)
     net.eval()

@@ -247,3 +247,21 @@ def test_error_unknown_subject_and_bad_csv(tiny_model, tmp_path: Path, capsys):
     err = _cli_error([*argv, "--output", str(tmp_path)], capsys)
     assert "physician_val.csv" in err and "missing column 'D'" in err
     assert not (tmp_path / RESULT_FILE).exists()
+
+
+def test_default_system_override_reaches_the_prompt_and_does_not_leak(qwen_varied: Path, tmp_path: Path):
+    custom = run(
+        str(qwen_varied),
+        tmp_path / "a",
+        subjects="ceval:physician",
+        default_system="You are a helpful assistant.",
+        progress=False,
+    )
+    assert custom["protocol"]["prompt"]["example"].startswith(
+        "<|im_start|>system\nYou are a helpful assistant.<|im_end|>"
+    )
+    assert custom["protocol"]["infer_args"]["default_system"] == "You are a helpful assistant."
+    plain = run(str(qwen_varied), tmp_path / "b", subjects="ceval:physician", progress=False)
+    assert plain["protocol"]["prompt"]["example"].startswith(
+        "<|im_start|>system\nYou are Qwen, created by Alibaba Cloud"
+    )
