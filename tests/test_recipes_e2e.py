@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -164,11 +165,23 @@ def test_untouched_qwen2_predict(tiny_model, tmp_path: Path) -> None:
 
 
 def test_export_merges_adapter(trained, tmp_path: Path) -> None:
-    """`llamafactory-cli export` of the MedAsst recipe writes a standalone safetensors model that loads and runs."""
+    """`llamafactory-cli export` of the MedAsst recipe writes a standalone safetensors model equal to base + adapter."""
     import torch
+    from peft import PeftModel
+    from safetensors.torch import load_file, save_file
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    model, adapter = trained("qwen2")
+    model, trained_adapter = trained("qwen2")
+    # two steps at warm-up lr leave LoRA B ≈ 0 (merged ≈ base); give B visible weights so the merge is checkable
+    adapter = tmp_path / "adapter"
+    shutil.copytree(trained_adapter, adapter, ignore=shutil.ignore_patterns("checkpoint-*"))
+    weights = load_file(adapter / "adapter_model.safetensors")
+    generator = torch.Generator().manual_seed(0)
+    lora_b = [k for k in weights if "lora_B" in k]
+    assert lora_b
+    for key in lora_b:
+        weights[key] = torch.randn(weights[key].shape, generator=generator) * 0.05
+    save_file(weights, adapter / "adapter_model.safetensors", metadata={"format": "pt"})
     export_dir = tmp_path / "merged"
     llamafactory(
         "export",
@@ -177,14 +190,20 @@ def test_export_merges_adapter(trained, tmp_path: Path) -> None:
         tmp_path / "export.log",
     )
     assert list(export_dir.glob("*.safetensors")), "merged weights"
-    assert not list(export_dir.glob("*.bin"))
+    assert not list(export_dir.glob("*.bin")), "safetensors only"
     assert not (export_dir / "adapter_config.json").exists(), "the adapter is merged, not copied"
+
     tokenizer = AutoTokenizer.from_pretrained(export_dir)
-    merged = AutoModelForCausalLM.from_pretrained(export_dir)
-    base = AutoModelForCausalLM.from_pretrained(model)
-    assert "<|im_end|>" in tokenizer.get_vocab()
-    # LoRA B starts at zero, and two steps at warm-up lr barely move it: the merge must at least keep the shapes
-    assert merged.state_dict().keys() == base.state_dict().keys()
+    # the recipe's template and Qwen2 system prompt travel with the merged model
+    rendered = tokenizer.apply_chat_template([{"role": "user", "content": "头痛怎么办"}], tokenize=False)
+    assert "<|im_start|>system\nYou are a helpful assistant.<|im_end|>" in rendered
+    ids = tokenizer(rendered, return_tensors="pt").input_ids
+    merged = AutoModelForCausalLM.from_pretrained(export_dir, dtype=torch.float32).eval()
+    base = AutoModelForCausalLM.from_pretrained(model, dtype=torch.float32).eval()
     with torch.no_grad():
-        ids = tokenizer("头痛怎么办", return_tensors="pt").input_ids
-        assert torch.isfinite(merged(ids).logits).all()
+        before = base(ids).logits
+        want = PeftModel.from_pretrained(base, adapter).eval()(ids).logits
+        got = merged(ids).logits
+    assert torch.isfinite(got).all()
+    assert not torch.allclose(got, before, atol=1e-3), "the adapter changed the model"
+    torch.testing.assert_close(got, want, atol=1e-4, rtol=1e-4)
