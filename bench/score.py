@@ -102,6 +102,7 @@ def main(argv: list[str] | None = None) -> int:
     jieba.initialize()  # both sides start with jieba's dictionary loaded
     similarity.init()
     pairs = synthetic_pairs(args.n)
+    load_before = os.getloadavg() if hasattr(os, "getloadavg") else None
 
     lf, lf_seconds = llamafactory_scores(pairs)
     started = time.perf_counter()
@@ -128,7 +129,8 @@ def main(argv: list[str] | None = None) -> int:
         "means_ours": {m: float(np.mean(ours[:, j])) for j, m in enumerate(similarity.METRICS)},
         "cpus": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
         "python": platform.python_version(),
-        "load_avg_before": os.getloadavg() if hasattr(os, "getloadavg") else None,
+        "load_avg_before": load_before,
+        "load_avg_after": os.getloadavg() if hasattr(os, "getloadavg") else None,
     }
     text = json.dumps(result, indent=2)
     print(text)
