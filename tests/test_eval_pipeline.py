@@ -65,6 +65,8 @@ def test_pipeline_end_to_end_then_skips(tiny_model, tmp_path: Path, monkeypatch)
             assert (folder / name).is_file(), (system, name)
     medasst_prompt = json.loads((runs / "medasst" / "generated_predictions.jsonl").read_text().splitlines()[0])
     assert "You are a helpful assistant." in medasst_prompt["prompt"]
+    if pipeline._verb_accepts("mcq", "--default-system"):  # the recipes' system prompt reaches mcq too
+        assert "You are a helpful assistant." in (runs / "medasst" / "mcq.json").read_text(encoding="utf-8")
     report = runs / "report"
     table3 = list(csv.DictReader((report / "table3.csv").open(encoding="utf-8")))
     assert [r["system"] for r in table3] == ["LlaMa-3-8B", "Qwen2-7B", "MedAsst"]
