@@ -36,7 +36,11 @@ def alpaca(obj: Any, at: str, rec_id: str, *, instruction_keys: tuple[str, ...] 
     """An Alpaca-shaped object (`instruction`/`input`/`output`, optional `history`) → Record."""
     if not isinstance(obj, dict):
         return Skip("not_an_object", at, f"got {type(obj).__name__}")
-    key = next((k for k in instruction_keys if k in obj), instruction_keys[0])
+    key = instruction_keys[0]
+    for k in instruction_keys:
+        if k in obj:
+            key = k
+            break
     instruction = text(obj, key, at)
     if isinstance(instruction, Skip):
         return instruction

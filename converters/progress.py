@@ -10,18 +10,15 @@ from tqdm import tqdm
 # None = tqdm's own choice (on for a terminal, off in logs and tests); the CLI sets False for --no-progress.
 ENABLED: bool | None = None
 _BATCH = 8192
+_BATCH_BYTES = 1 << 20
 
 
 def lines(stream: BinaryIO, total: int | None, desc: str) -> Iterator[bytes]:
+    # `readlines(hint)` splits exactly as iterating the stream does, a batch of lines per call instead of one.
     with tqdm(total=total, desc=desc, unit="B", unit_scale=True, disable=_disabled(), leave=False) as bar:
-        done = 0
-        for n, line in enumerate(stream, 1):
-            done += len(line)
-            if n % _BATCH == 0:
-                bar.update(done)
-                done = 0
-            yield line
-        bar.update(done)
+        for batch in iter(lambda: stream.readlines(_BATCH_BYTES), []):
+            yield from batch
+            bar.update(sum(map(len, batch)))
 
 
 def items(values: Iterable, desc: str) -> Iterator:

@@ -24,17 +24,23 @@ Where = Callable[[int], str]
 
 
 def iter_jsonl(lines: Iterable[bytes], where: Where) -> Iterator[tuple[int, Any] | Skip]:
+    loads = orjson.loads
     for lineno, raw in enumerate(lines, 1):
         if lineno == 1 and raw.startswith(BOM):
             raw = raw[3:]
-        raw = raw.rstrip(b"\r\n")
-        if not raw.strip():
+        # Trailing CR/LF is JSON whitespace, so the line parses as is (no copy); the stripped copy is made only
+        # for a blank or broken line, whose error message must not depend on the line ending.
+        if not raw or raw.isspace():
             yield Skip("blank_line", where(lineno))
             continue
         try:
-            yield lineno, orjson.loads(raw)
-        except orjson.JSONDecodeError as exc:
-            yield _classify(raw, where(lineno), exc)
+            yield lineno, loads(raw)
+        except orjson.JSONDecodeError:
+            raw = raw.rstrip(b"\r\n")
+            try:
+                yield lineno, loads(raw)
+            except orjson.JSONDecodeError as exc:
+                yield _classify(raw, where(lineno), exc)
 
 
 def _classify(raw: bytes, at: str, exc: Exception) -> Skip:

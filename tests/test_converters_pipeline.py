@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from converters import dataset_info, pipeline
+from converters import atomic, dataset_info, pipeline
 from converters.__main__ import main
 from converters.pipeline import Options, build
 from medasst.facts import (
@@ -142,3 +142,36 @@ def test_dataset_info_json_is_current_and_covers_every_output() -> None:
         merged_file("test"),
     }
     assert info["medasst_demo_train"]["file_name"] == "demo/data/medasst_train.jsonl"
+
+
+def test_atomic_writer_chunks_hash_and_discard(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Small chunks, so that many of them are hashed and written, in order.
+    monkeypatch.setattr(atomic, "CHUNK", 100)
+    lines = [f'{{"n":{i},"text":"{"问" * (i % 37)}"}}\n'.encode() for i in range(2000)]
+    writer = atomic.AtomicWriter(tmp_path / "out.jsonl")
+    for line in lines:
+        writer.write(line)
+    assert not writer.final.exists()
+    writer.commit()
+    data = b"".join(lines)
+    assert writer.final.read_bytes() == data and writer.records == len(lines)
+    assert writer.sha256 == hashlib.sha256(data).hexdigest()
+
+    doomed = atomic.AtomicWriter(tmp_path / "doomed.jsonl")
+    for line in lines:
+        doomed.write(line)
+    doomed.discard()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.jsonl"]
+
+
+def test_question_key_fast_path_matches_plain_nfkc() -> None:
+    import re
+    import unicodedata
+
+    from converters.clean import normalise_question
+
+    non_word = re.compile(r"[\W_]+")
+    # Full-width punctuation next to combining marks, compatibility characters and kana voicing marks: replacing
+    # the punctuation before NFKC must not change what NFKC composes.
+    for text in ["e，\u0301x", "か\u3099？ｶﾞ", "Ｈｂ高（①㎏）：\u3000ﬁ！", "，\u0327c；", "问：头痛？怎么办！"]:
+        assert normalise_question(text) == non_word.sub("", unicodedata.normalize("NFKC", text).casefold())
