@@ -2,14 +2,11 @@
 
 LF's loop: jieba words → rouge_chinese F1 (ROUGE-1/2/L), characters → NLTK `sentence_bleu` with smoothing method3,
 each ×100 and rounded to 4 decimals; an empty (whitespace-only) side gives ROUGE 0. We keep jieba and
-rouge_chinese's own sentence splitting untouched and replace only the slow inner parts with exact equivalents:
+rouge_chinese's own sentence splitting untouched and replace only the slow arithmetic with exact equivalents:
 
 - jieba: `jieba.cut(text)` splits the text at non-Han characters and segments each block on its own, so its
-  output is the concatenation of `jieba.cut(block)` over the blocks; we memoise per block (short clauses such
-  as "建议及时就医" recur across answers, and the references recur across systems), and segment a Han block
-  with jieba's own algorithm (`Tokenizer.__cut_DAG`: prefix DAG, max log-frequency route, HMM for unknown runs)
-  restated with the log-frequencies computed once instead of per edge — the same floats, summed in the same
-  order, so the same route and the same words.
+  output is the concatenation of `jieba.cut(block)` over the blocks; we call jieba per block and memoise the
+  result (short clauses such as "建议及时就医" recur across answers, and the references recur across systems).
 - ROUGE-L: rouge_chinese fills an O(n·m) Python dict for the LCS length; a bit-parallel LCS gives the same integer.
 - BLEU-4: NLTK builds tuples, Counters and Fractions per n-gram order; substrings and plain ints give the same
   counts, and the float steps (`num / den`, `math.log`, `math.fsum`, `math.exp`) are done in NLTK's order, so the
@@ -32,14 +29,11 @@ _jieba = None
 _cut_sent: Callable[[str], list[str]] | None = None
 _cut_block: Callable[[str], tuple[str, ...]] | None = None
 _BLOCK_CACHE = 1 << 17  # distinct blocks kept; ~10 MB at typical clause lengths
-_freq: dict[str, int] = {}
-_logp: dict[str, float] = {}  # word → log(freq) - log(total), as jieba's calc computes it
-_log_one = 0.0  # log(1) - log(total): the score jieba gives a character outside its dictionary
 
 
 def init() -> None:
     """Load jieba's dictionary once per process (workers call this as their initializer)."""
-    global _jieba, _cut_sent, _cut_block, _freq, _logp, _log_one
+    global _jieba, _cut_sent, _cut_block
     if _jieba is not None:
         return
     import jieba
@@ -47,66 +41,13 @@ def init() -> None:
 
     jieba.setLogLevel(logging.CRITICAL)
     jieba.initialize()
-    _freq = jieba.dt.FREQ
-    logtotal = math.log(jieba.dt.total)
-    _logp = {word: math.log(freq) - logtotal for word, freq in _freq.items() if freq}
-    _log_one = math.log(1) - logtotal
     _jieba = jieba
     _cut_sent = Rouge().cut_sent
     _cut_block = functools.lru_cache(maxsize=_BLOCK_CACHE)(_segment_block)
 
 
 def _segment_block(block: str) -> tuple[str, ...]:
-    if _jieba.re_han_default.match(block):
-        return tuple(_cut_dag(block))
-    return tuple(_jieba.cut(block))  # punctuation/space runs: jieba's cheap path, unchanged
-
-
-def _cut_dag(sentence: str) -> list[str]:
-    """jieba `Tokenizer.__cut_DAG` (HMM on) for one Han block, with precomputed log-frequencies."""
-    freq, logp = _freq, _logp
-    n = len(sentence)
-    edges: list[list[tuple[int, float]]] = []
-    for k in range(n):  # get_DAG
-        ends: list[tuple[int, float]] = []
-        i = k
-        frag = sentence[k]
-        while i < n and frag in freq:
-            if freq[frag]:
-                ends.append((i, logp[frag]))
-            i += 1
-            frag = sentence[k : i + 1]
-        edges.append(ends or [(k, _log_one)])
-    route: list[tuple[float, int]] = [(0.0, 0)] * (n + 1)
-    route[n] = (0, 0)
-    for idx in range(n - 1, -1, -1):  # calc: (log f - log total) + route, as jieba adds them
-        route[idx] = max((lp + route[x + 1][0], x) for x, lp in edges[idx])
-    words: list[str] = []
-    x = 0
-    buf = ""
-    while x < n:
-        y = route[x][1] + 1
-        l_word = sentence[x:y]
-        if y - x == 1:
-            buf += l_word
-        else:
-            if buf:
-                words.extend(_flush(buf))
-                buf = ""
-            words.append(l_word)
-        x = y
-    if buf:
-        words.extend(_flush(buf))
-    return words
-
-
-def _flush(buf: str) -> list[str]:
-    # jieba: a lone character stays; an unknown run goes to the HMM (finalseg); a known word is split to chars
-    if len(buf) == 1:
-        return [buf]
-    if not _freq.get(buf):
-        return list(_jieba.finalseg.cut(buf))
-    return list(buf)
+    return tuple(_jieba.cut(block))
 
 
 def jieba_words(text: str) -> list[str]:
