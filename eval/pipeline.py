@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import os
 import re
+import shlex
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -135,7 +136,7 @@ def _options(values: dict[str, Any]) -> list[str]:
 def call_verb(argv: list[str]) -> int:
     from eval import run as eval_run
 
-    print(f"$ python -m eval.run {' '.join(argv)}", file=sys.stderr, flush=True)
+    print(f"$ python -m eval.run {shlex.join(argv)}", file=sys.stderr, flush=True)
     return eval_run.main(argv)
 
 
