@@ -100,19 +100,24 @@ def check_template_tokens(tokenizer: Any, template: str, model: str = "") -> Non
         raise ModelLoadError(f"template {template!r} starts with a bos token but {where} has none; {hint}")
 
 
-def _own_template(fix: Any, tokenizer: Any, data_args: Any, template: str) -> Any:
-    """A private copy of the template: LLaMA-Factory writes `default_system` into its global TEMPLATES entry, which
-    would leak one system's prompt into the next model loaded in the same process."""
+def template_and_fix_tokenizer(tokenizer: Any, data_args: Any) -> Any:
+    """LLaMA-Factory's `get_template_and_fix_tokenizer`, on a private copy of the registered template.
+
+    LF writes `default_system` into its global TEMPLATES entry, which would leak one system's prompt into the next
+    model loaded in the same process; the registry entry is swapped for a copy while LF fixes it up.
+    """
     import copy
 
+    from llamafactory.data import get_template_and_fix_tokenizer
     from llamafactory.data.template import TEMPLATES
 
-    shared = TEMPLATES[template]
-    saved = shared.default_system
+    name = data_args.template
+    shared = TEMPLATES[name]
+    TEMPLATES[name] = copy.copy(shared)
     try:
-        return copy.copy(fix(tokenizer, data_args))
+        return get_template_and_fix_tokenizer(tokenizer, data_args)
     finally:
-        shared.default_system = saved
+        TEMPLATES[name] = shared
 
 
 def infer_args(
@@ -148,7 +153,6 @@ def load(
     check_tokens: bool = True,
 ) -> LoadedModel:
     """Base model + optional adapter, in eval mode, with LLaMA-Factory's template and fixed tokenizer."""
-    from llamafactory.data import get_template_and_fix_tokenizer
     from llamafactory.hparams import get_infer_args
     from llamafactory.model import load_model, load_tokenizer
 
@@ -160,7 +164,7 @@ def load(
     tokenizer = load_tokenizer(model_args)["tokenizer"]
     if check_tokens:
         check_template_tokens(tokenizer, template, model)
-    tok_template = _own_template(get_template_and_fix_tokenizer, tokenizer, data_args, template)
+    tok_template = template_and_fix_tokenizer(tokenizer, data_args)
     tokenizer.padding_side = padding_side
     net = load_model(tokenizer, model_args, finetuning_args, is_trainable=False)
     net.eval()

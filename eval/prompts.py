@@ -41,13 +41,14 @@ def data_arguments(dataset_dir: str, template_name: str, cutoff_len: int):
 
 def load_tokenizer_and_template(model_args_dict: dict[str, Any]):
     """LF's tokenizer (eos/pad fixed for the template) and template, without loading any weights (vLLM path)."""
-    from llamafactory.data import get_template_and_fix_tokenizer
     from llamafactory.hparams import get_infer_args
     from llamafactory.model import load_tokenizer
 
+    from eval.model import template_and_fix_tokenizer
+
     model_args, data_args, _, _ = get_infer_args(dict(model_args_dict))
     tokenizer = load_tokenizer(model_args)["tokenizer"]
-    template = get_template_and_fix_tokenizer(tokenizer, data_args)
+    template = template_and_fix_tokenizer(tokenizer, data_args)
     tokenizer.padding_side = "left"
     return tokenizer, template
 

@@ -47,7 +47,7 @@ def test_demo_runs_end_to_end(tmp_path: Path, tiny_model_root: Path):
     for system in ("MedAsst", "Qwen2-7B"):
         run = out / "runs" / system
         mcq = json.loads((run / "mcq.json").read_text(encoding="utf-8"))
-        assert mcq["cmmlu"]["n"] == 1325 and mcq["ceval"]["n"] == 90
+        assert mcq["benchmarks"]["cmmlu"]["n"] == 1325 and mcq["benchmarks"]["ceval"]["n"] == 90
         assert 0.0 <= mcq["overall"] <= 100.0
         predictions = (run / "generated_predictions.jsonl").read_text(encoding="utf-8").splitlines()
         assert len(predictions) == len((out / "data" / "medasst_test.jsonl").read_text().splitlines())

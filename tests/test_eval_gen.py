@@ -81,9 +81,12 @@ def dataset_dir(tmp_path: Path) -> Path:
 
 def lf_predict_dataset(model: Path, template: str, dataset_dir: Path, cutoff: int, tmp: Path, **extra):
     """What LLaMA-Factory's own do_predict (predict_with_generate) tokenizes for the same dataset."""
-    from llamafactory.data import get_dataset, get_template_and_fix_tokenizer
+    from llamafactory.data import get_dataset
     from llamafactory.hparams import get_train_args
     from llamafactory.model import load_tokenizer
+
+    # LF's own function, on a copy of the registry entry, so a default_system here cannot leak into later tests
+    from eval.model import template_and_fix_tokenizer
 
     model_args, data_args, training_args, _, _ = get_train_args(
         dict(
@@ -103,7 +106,7 @@ def lf_predict_dataset(model: Path, template: str, dataset_dir: Path, cutoff: in
         )
     )
     tokenizer_module = load_tokenizer(model_args)
-    template_obj = get_template_and_fix_tokenizer(tokenizer_module["tokenizer"], data_args)
+    template_obj = template_and_fix_tokenizer(tokenizer_module["tokenizer"], data_args)
     module = get_dataset(template_obj, model_args, data_args, training_args, stage="sft", **tokenizer_module)
     return module["eval_dataset"], tokenizer_module["tokenizer"], template_obj
 
