@@ -3,7 +3,8 @@
 No model hub is reachable in tests or in the demo, so every model we run on CPU is built here: a 2-layer,
 hidden-64 config of Qwen2 / Llama / Gemma / Mistral with random weights, and a fast tokenizer made from the
 real Qwen vocabulary that PyPI `dashscope` ships (`qwen.tiktoken`; token ids equal Qwen2's). Each family gets
-the special tokens its LLaMA-Factory template needs, so the rendered prompts are the real ones.
+the special tokens its LLaMA-Factory template needs, so the rendered prompts are the real ones. Where
+`qwen.tiktoken` cannot be had, a small BPE is trained on the shipped demo samples instead (logged).
 
 The result is a normal HF model folder (config.json, model.safetensors, tokenizer files) that LLaMA-Factory
 loads through `model_name_or_path` like any hub id.
@@ -12,13 +13,16 @@ loads through `model_name_or_path` like any hub id.
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import shutil
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from medasst.facts import cache_dir
+from medasst.facts import DEMO_RAW_DIR, cache_dir
+
+logger = logging.getLogger(__name__)
 
 # Qwen2's pre-tokenizer regex (single digits, unlike cl100k's \p{N}{1,3}).
 QWEN2_PATTERN = (
@@ -26,6 +30,7 @@ QWEN2_PATTERN = (
 )
 QWEN_VOCAB_SIZE = 151_643  # ranks in qwen.tiktoken; special tokens follow
 BUILD_VERSION = "1"  # bump when the recipe below changes, so cached copies are rebuilt
+FALLBACK_VOCAB_SIZE = 8000
 
 
 @dataclass(frozen=True)
@@ -106,15 +111,72 @@ def qwen_tiktoken_path() -> Path:
     return path
 
 
-def build_tokenizer(family: Family):
-    """A fast tokenizer with Qwen2's ids for ordinary text and the family's special tokens appended."""
-    from tokenizers import processors
-    from transformers import PreTrainedTokenizerFast
+def qwen_backend(family: Family):
+    """Qwen2's byte-level BPE from the real ranks, the family's special tokens appended after them."""
     from transformers.convert_slow_tokenizer import TikTokenConverter
 
-    backend = TikTokenConverter(
+    return TikTokenConverter(
         vocab_file=str(qwen_tiktoken_path()), pattern=QWEN2_PATTERN, extra_special_tokens=list(family.special_tokens)
     ).converted()
+
+
+def sample_texts() -> list[str]:
+    """Every line of the shipped raw samples: enough Chinese medical text to train a small fallback BPE."""
+    lines: list[str] = []
+    for path in sorted(DEMO_RAW_DIR.rglob("*")):
+        if path.is_file() and path.suffix in {".json", ".jsonl", ".txt"}:
+            lines.extend(path.read_text(encoding="utf-8", errors="replace").splitlines())
+    if not lines:
+        raise FileNotFoundError(f"no sample text under {DEMO_RAW_DIR} to train a fallback tokenizer on")
+    return lines
+
+
+def sample_backend(family: Family, vocab_size: int = FALLBACK_VOCAB_SIZE):
+    """A byte-level BPE trained on the shipped samples, for when `qwen.tiktoken` cannot be had."""
+    from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers, trainers
+
+    backend = Tokenizer(models.BPE())
+    backend.pre_tokenizer = pre_tokenizers.Sequence(
+        [
+            pre_tokenizers.Split(Regex(QWEN2_PATTERN), behavior="isolated"),
+            pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False),
+        ]
+    )
+    backend.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size,
+        special_tokens=list(family.special_tokens),
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
+    )
+    backend.train_from_iterator(sample_texts(), trainer)
+    return backend
+
+
+def vocabulary() -> str:
+    """`qwen` when dashscope's real Qwen vocabulary is available, else `samples` (a BPE trained on demo/raw)."""
+    try:
+        qwen_tiktoken_path()
+    except (ImportError, FileNotFoundError):
+        return "samples"
+    return "qwen"
+
+
+def build_tokenizer(family: Family, vocab: str | None = None):
+    """A fast tokenizer with Qwen2's ids for ordinary text and the family's special tokens appended.
+
+    Without `dashscope` (vocab "samples") the ids are those of a small BPE trained on the shipped samples: the
+    pipeline still runs, but the ids no longer equal Qwen2's.
+    """
+    from tokenizers import processors
+    from transformers import PreTrainedTokenizerFast
+
+    vocab = vocab or vocabulary()
+    if vocab == "qwen":
+        backend = qwen_backend(family)
+    else:
+        logger.warning("dashscope's qwen.tiktoken is unavailable: training a fallback tokenizer on %s", DEMO_RAW_DIR)
+        backend = sample_backend(family)
     if family.add_bos:
         bos_id = backend.token_to_id(family.bos)
         backend.post_processor = processors.TemplateProcessing(
@@ -155,7 +217,7 @@ def build_config(family: Family, vocab_size: int, tokenizer):
     return AutoConfig.for_model(family.model_type, **common)
 
 
-def build(family_name: str, out_dir: str | os.PathLike, seed: int = 0) -> Path:
+def build(family_name: str, out_dir: str | os.PathLike, seed: int = 0, vocab: str | None = None) -> Path:
     """Write a tiny random model of `family_name` to `out_dir` (atomically) and return the path."""
     import torch
     from transformers import AutoModelForCausalLM, GenerationConfig
@@ -165,7 +227,8 @@ def build(family_name: str, out_dir: str | os.PathLike, seed: int = 0) -> Path:
     family = FAMILIES[family_name]
     out = Path(out_dir)
     out.parent.mkdir(parents=True, exist_ok=True)
-    tokenizer = build_tokenizer(family)
+    vocab = vocab or vocabulary()
+    tokenizer = build_tokenizer(family, vocab)
     config = build_config(family, len(tokenizer), tokenizer)
     torch.manual_seed(seed)
     model = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
@@ -177,7 +240,8 @@ def build(family_name: str, out_dir: str | os.PathLike, seed: int = 0) -> Path:
         model.save_pretrained(tmp)
         tokenizer.save_pretrained(tmp)
         (tmp / "MEDASST_TINY_MODEL.txt").write_text(
-            f"Tiny random {family.model_type} model built by medasst.tiny (version {BUILD_VERSION}, seed {seed}).\n"
+            f"Tiny random {family.model_type} model built by medasst.tiny (version {BUILD_VERSION}, seed {seed},"
+            f" vocabulary {vocab}).\n"
             f"Its outputs are noise: it only proves that the pipeline runs.\n"
             f"LLaMA-Factory template: {family.template}\n",
             encoding="utf-8",
@@ -194,9 +258,11 @@ def build(family_name: str, out_dir: str | os.PathLike, seed: int = 0) -> Path:
 def cached(family_name: str, seed: int = 0, root: str | os.PathLike | None = None) -> Path:
     """Path of a tiny model in the user cache, built on first use."""
     base = Path(root) if root is not None else cache_dir() / "tiny-models"
-    path = base / f"{family_name}-v{BUILD_VERSION}-seed{seed}"
+    vocab = vocabulary()
+    suffix = "" if vocab == "qwen" else f"-{vocab}"
+    path = base / f"{family_name}-v{BUILD_VERSION}-seed{seed}{suffix}"
     if not (path / "config.json").is_file():
-        build(family_name, path, seed=seed)
+        build(family_name, path, seed=seed, vocab=vocab)
     return path
 
 

@@ -55,3 +55,27 @@ def test_build_is_deterministic(tmp_path):
 def test_unknown_family_is_a_clear_error(tmp_path):
     with pytest.raises(ValueError, match="unknown family"):
         tiny.build("gpt2", tmp_path / "x")
+
+
+def test_without_dashscope_a_tokenizer_is_trained_on_the_samples(tmp_path, monkeypatch):
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    def missing():
+        raise FileNotFoundError("qwen.tiktoken")
+
+    monkeypatch.setattr(tiny, "qwen_tiktoken_path", missing)
+    assert tiny.vocabulary() == "samples"
+    path = tiny.cached("qwen2", root=tmp_path)
+    assert path.name.endswith("-samples")  # never mistaken for a Qwen-vocabulary build in the cache
+    tok = AutoTokenizer.from_pretrained(path)
+    assert len(tok) <= tiny.FALLBACK_VOCAB_SIZE
+    for token in tiny.FAMILIES["qwen2"].special_tokens:
+        assert len(tok(token, add_special_tokens=False)["input_ids"]) == 1
+    text = "患者头痛三天，伴有发热。"
+    ids = tok(text, add_special_tokens=False)["input_ids"]
+    assert tok.decode(ids) == text and len(ids) < len(text.encode("utf-8"))
+    model = AutoModelForCausalLM.from_pretrained(path)
+    with torch.no_grad():
+        assert model(torch.tensor([ids])).logits.shape[-1] == model.config.vocab_size
+    assert "vocabulary samples" in (path / "MEDASST_TINY_MODEL.txt").read_text()
