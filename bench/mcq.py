@@ -34,22 +34,12 @@ from medasst.facts import cache_dir
 
 def varied_tiny_model() -> Path:
     """Tiny Qwen2 with attention output x50: a plain random tiny model answers from the last token alone."""
-    import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
     from medasst import tiny
 
     out = cache_dir() / "tiny-models" / f"qwen2-v{tiny.BUILD_VERSION}-seed0-mcq-varied"
     if (out / "config.json").is_file():
         return out
-    base = tiny.cached("qwen2")
-    model = AutoModelForCausalLM.from_pretrained(base)
-    with torch.no_grad():
-        for layer in model.model.layers:
-            layer.self_attn.o_proj.weight.mul_(50.0)
-    model.save_pretrained(out)
-    AutoTokenizer.from_pretrained(base).save_pretrained(out)
-    return out
+    return tiny.amplify_attention(tiny.cached("qwen2"), out)
 
 
 def lf_predict(loaded: Any, prompts: list[list[int]], batch_size: int) -> tuple[list[int], ScoreStats]:

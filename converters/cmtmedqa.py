@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from converters import fields, progress
-from converters.readers import iter_json_array
+from converters.readers import iter_json_array, present
 from converters.records import Record, Skip, locator
 
 SOURCE = "cmtmedqa"
@@ -23,7 +23,7 @@ RAW_FILES: dict[str, tuple[str, ...]] = {
 
 
 def inputs(raw_dir: Path, split: str) -> list[Path | None]:
-    return [p if (p := raw_dir / name).is_file() else None for name in RAW_FILES[split]]
+    return present(raw_dir, RAW_FILES[split])
 
 
 def read(raw_dir: Path, split: str) -> Iterator[Record | Skip]:

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from converters import progress
-from converters.readers import iter_jsonl, open_lines
+from converters.readers import iter_jsonl, open_lines, present
 from converters.records import Record, Skip, locator
 
 SOURCE = "huatuo26m"
@@ -26,7 +26,7 @@ RAW_FILES: dict[str, tuple[str, ...]] = {
 
 
 def inputs(raw_dir: Path, split: str) -> list[Path | None]:
-    return [p if (p := raw_dir / name).is_file() else None for name in RAW_FILES[split]]
+    return present(raw_dir, RAW_FILES[split])
 
 
 def read(raw_dir: Path, split: str) -> Iterator[Record | Skip]:

@@ -23,6 +23,11 @@ _LONE_SURROGATE = re.compile("[\udc80-\udcff]")
 Where = Callable[[int], str]
 
 
+def present(raw_dir: Path, names: Iterable[str]) -> list[Path | None]:
+    """Each expected raw file under `raw_dir`, or None where it is absent."""
+    return [p if (p := raw_dir / name).is_file() else None for name in names]
+
+
 def iter_jsonl(lines: Iterable[bytes], where: Where) -> Iterator[tuple[int, Any] | Skip]:
     loads = orjson.loads
     for lineno, raw in enumerate(lines, 1):

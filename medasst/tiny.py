@@ -255,6 +255,25 @@ def build(family_name: str, out_dir: str | os.PathLike, seed: int = 0, vocab: st
     return out
 
 
+def amplify_attention(base: str | os.PathLike, out_dir: str | os.PathLike, factor: float = 50.0) -> Path:
+    """A copy of a tiny model whose attention output is scaled up, so its next token depends on the whole prompt.
+
+    A random 2-layer model at init answers from the last prompt token alone (always the same letter in a
+    multiple-choice prompt); tests and benchmarks that need answers varying by question use this copy.
+    """
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    out = Path(out_dir)
+    model = AutoModelForCausalLM.from_pretrained(base)
+    with torch.no_grad():
+        for layer in model.model.layers:
+            layer.self_attn.o_proj.weight.mul_(factor)
+    model.save_pretrained(out)
+    AutoTokenizer.from_pretrained(base).save_pretrained(out)
+    return out
+
+
 def cached(family_name: str, seed: int = 0, root: str | os.PathLike | None = None) -> Path:
     """Path of a tiny model in the user cache, built on first use."""
     base = Path(root) if root is not None else cache_dir() / "tiny-models"

@@ -29,18 +29,10 @@ def one_thread():
 
 
 def varied_model(base: Path, out: Path) -> Path:
-    """The tiny model with attention output amplified: its answers then depend on the question (a random tiny
-    model otherwise answers from the last prompt token alone, i.e. always the same letter)."""
-    import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    """The tiny model with attention output amplified: its answers then depend on the question."""
+    from medasst import tiny
 
-    model = AutoModelForCausalLM.from_pretrained(base)
-    with torch.no_grad():
-        for layer in model.model.layers:
-            layer.self_attn.o_proj.weight.mul_(50.0)
-    model.save_pretrained(out)
-    AutoTokenizer.from_pretrained(base).save_pretrained(out)
-    return out
+    return tiny.amplify_attention(base, out)
 
 
 def letter_model(base: Path, out: Path, letter: str) -> Path:
