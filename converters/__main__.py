@@ -24,6 +24,10 @@ def main(argv: list[str] | None = None) -> int:
     b.add_argument("--sources", nargs="+", choices=SOURCES, default=list(SOURCES))
     b.add_argument("--strict", action="store_true", help="fail on the first malformed record or missing file")
     b.add_argument("--max-chars", type=int, default=None, help="drop dialogues longer than this (default: keep)")
+    b.add_argument("--keep-duplicates", action="store_true", help="skip exact de-duplication (the paper's counts)")
+    b.add_argument(
+        "--keep-test-overlap", action="store_true", help="keep train records whose question is in a test split"
+    )
     b.add_argument("--no-progress", action="store_true")
 
     f = sub.add_parser("fetch", help="download the upstream raw files (needs network)")
@@ -43,6 +47,8 @@ def main(argv: list[str] | None = None) -> int:
                 sources=tuple(args.sources),
                 strict=args.strict,
                 max_chars=args.max_chars,
+                dedup=not args.keep_duplicates,
+                drop_test_overlap=not args.keep_test_overlap,
             )
             manifest = build(opts)
             for split, info in manifest["merged"].items():

@@ -32,6 +32,10 @@ class Options:
     sources: tuple[str, ...] = SOURCES
     strict: bool = False
     max_chars: int | None = None  # drop dialogues longer than this in total; None keeps everything
+    # The paper's Table 1 equals the raw counts, i.e. it filtered neither; both are on by default because
+    # duplicates and test questions in train inflate the evaluation.
+    dedup: bool = True
+    drop_test_overlap: bool = True
 
 
 @dataclass
@@ -102,7 +106,8 @@ def _convert(source: str, split: str, opts: Options, state: _State, outs: tuple[
     stats = SplitStats()
     seen = state.seen[split]
     test_questions = state.test_questions
-    filter_in_test = split == "train"
+    filter_in_test = split == "train" and opts.drop_test_overlap
+    dedup = opts.dedup
     max_chars, strict = opts.max_chars, opts.strict
     writes = [out.write for out in outs]
     read = written = 0
@@ -123,12 +128,13 @@ def _convert(source: str, split: str, opts: Options, state: _State, outs: tuple[
                 stats.skip("in_test")
                 continue
         line = _dump(item, source)
-        ckey = content_key(line)
-        if ckey in seen:
-            stats.skip("duplicate")
-            continue
-        seen.add(ckey)
-        if not filter_in_test and (qkey := question_key(item)) is not None:
+        if dedup:
+            ckey = content_key(line)
+            if ckey in seen:
+                stats.skip("duplicate")
+                continue
+            seen.add(ckey)
+        if split == "test" and (qkey := question_key(item)) is not None:
             test_questions.add(qkey)
         if item.repaired:
             stats.repair(item.repaired)
@@ -182,7 +188,13 @@ def _manifest(opts: Options, sources: list[str], presence: dict, stats: dict, wr
     }
     return {
         "manifest_version": MANIFEST_VERSION,
-        "options": {"sources": sources, "strict": opts.strict, "max_chars": opts.max_chars},
+        "options": {
+            "sources": sources,
+            "strict": opts.strict,
+            "max_chars": opts.max_chars,
+            "dedup": opts.dedup,
+            "drop_test_overlap": opts.drop_test_overlap,
+        },
         "sources": per_source,
         "merged": merged,
         "outputs": {name: {"records": w.records, "sha256": w.sha256} for name, w in sorted(writers.items())},

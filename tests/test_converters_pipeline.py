@@ -175,3 +175,20 @@ def test_question_key_fast_path_matches_plain_nfkc() -> None:
     # the punctuation before NFKC must not change what NFKC composes.
     for text in ["e，\u0301x", "か\u3099？ｶﾞ", "Ｈｂ高（①㎏）：\u3000ﬁ！", "，\u0327c；", "问：头痛？怎么办！"]:
         assert normalise_question(text) == non_word.sub("", unicodedata.normalize("NFKC", text).casefold())
+
+
+def test_filters_can_be_turned_off_to_match_the_papers_raw_counts(
+    demo_build: tuple[Path, dict], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _, default = demo_build
+    argv = ["build", "--raw-dir", str(DEMO_RAW_DIR), "--out-dir", str(tmp_path), "--no-progress"]
+    assert main([*argv, "--keep-duplicates", "--keep-test-overlap"]) == 0
+    kept = json.loads((tmp_path / MANIFEST).read_text(encoding="utf-8"))
+    assert kept["options"]["dedup"] is False and kept["options"]["drop_test_overlap"] is False
+    for source, entry in kept["sources"].items():
+        train = entry["train"]
+        assert "duplicate" not in train["skipped"] and "in_test" not in train["skipped"], source
+        assert train["read"] == train["written"] + sum(train["skipped"].values())
+        was = default["sources"][source]["train"]
+        removed = was["skipped"].get("duplicate", 0) + was["skipped"].get("in_test", 0)
+        assert train["written"] == was["written"] + removed, source
