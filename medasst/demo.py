@@ -159,6 +159,9 @@ def run(out: Path, steps: int, max_new_tokens: int, subjects: str) -> int:
     print(NOTICE, flush=True)
 
     runner.note("Building the tiny Qwen2 model (real Qwen vocabulary, random weights; cached)")
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()  # one shard of a tiny model: the bar is noise in the demo's output
     model = tiny.cached("qwen2")
     print(f"      model: {model}", flush=True)
 
