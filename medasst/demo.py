@@ -1,12 +1,13 @@
 """`python -m medasst.demo`: the whole MedAsst pipeline on shipped data, on CPU, in a few minutes.
 
-shipped raw samples → `converters` → `recipes/medasst_qwen2.yaml` through `llamafactory-cli train` (the real
-recipe; `key=value` overrides only for model, data, steps, precision and output) → `eval.run` multiple choice,
-generation and scoring → Table 2, Table 3 and Figure 4.
+shipped raw samples → `converters` → `recipes/medasst_qwen2.yaml` and the three baseline recipes through
+`llamafactory-cli train` (the real recipes; `key=value` overrides only for model, data, steps, precision and
+output) → `eval.run` multiple choice, generation and scoring of the paper's five systems → Table 2, Table 3 and
+Figure 4.
 
-The model is a tiny random Qwen2 built offline (`medasst.tiny`), so the numbers only prove that the pipeline
-runs; they say nothing about MedAsst. Every stage is the same command a user runs on a GPU machine, called as a
-subprocess, so the demo exercises the public interfaces and nothing else.
+The models are tiny random Qwen2 / Llama / Gemma / Mistral stand-ins built offline (`medasst.tiny`), so the
+numbers only prove that the pipeline runs; they say nothing about MedAsst. Every stage is the same command a
+user runs on a GPU machine, called as a subprocess, so the demo exercises the public interfaces and nothing else.
 """
 
 from __future__ import annotations
@@ -18,13 +19,35 @@ import shlex
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 from medasst import facts, tiny
 
-RECIPE = facts.REPO_ROOT / "recipes" / "medasst_qwen2.yaml"
+RECIPES = facts.REPO_ROOT / "recipes"
+
+
+@dataclass(frozen=True)
+class DemoSystem:
+    """A row of the paper's tables: its tiny stand-in architecture and the recipe that trains (or prompts) it."""
+
+    name: str
+    family: str  # medasst.tiny family
+    recipe: str  # training recipe, or the predict recipe of an untouched model
+    fine_tuned: bool = True
+
+
+# The paper's five systems, in its table order; `--systems medasst` keeps the last two.
+SYSTEMS = (
+    DemoSystem("LlaMa-3-8B", "llama3", "llama3_baseline.yaml"),
+    DemoSystem("Gemma-7B", "gemma", "gemma_baseline.yaml"),
+    DemoSystem("Mistral-7B", "mistral", "mistral_baseline.yaml"),
+    DemoSystem("Qwen2-7B", "qwen2", "qwen2_base_predict.yaml", fine_tuned=False),
+    DemoSystem("MedAsst", "qwen2", "medasst_qwen2.yaml"),
+)
+SYSTEM_SETS = {"paper": SYSTEMS, "medasst": SYSTEMS[-2:]}
 NOTICE = (
-    "NOTE: these numbers come from a tiny random model (2 layers, hidden 64) trained for a few steps on a few\n"
+    "NOTE: these numbers come from tiny random models (2 layers, hidden 64) trained for a few steps on a few\n"
     "dozen shipped samples. They only prove that the pipeline runs end to end; they say nothing about MedAsst."
 )
 
@@ -73,10 +96,10 @@ class Runner:
         print(f"[{self.done}/{self.total}] {title}", flush=True)
 
 
-def read_recipe() -> dict:
+def read_recipe(name: str) -> dict:
     import yaml
 
-    return yaml.safe_load(RECIPE.read_text(encoding="utf-8"))
+    return yaml.safe_load((RECIPES / name).read_text(encoding="utf-8"))
 
 
 def subprocess_env() -> dict[str, str]:
@@ -106,7 +129,7 @@ def write_dataset_info(data_dir: Path) -> None:
     (data_dir / facts.DATASET_INFO).write_text(json.dumps(info, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
 
 
-def train_argv(model: Path, data_dir: Path, adapter_dir: Path, steps: int) -> list[str]:
+def train_argv(recipe: str, model: Path, data_dir: Path, adapter_dir: Path, steps: int) -> list[str]:
     cli = str(Path(sys.executable).with_name("llamafactory-cli"))
     overrides = {
         "model_name_or_path": str(model),
@@ -124,46 +147,63 @@ def train_argv(model: Path, data_dir: Path, adapter_dir: Path, steps: int) -> li
         "dataloader_num_workers": "0",
         "overwrite_output_dir": "true",
     }
-    return [cli, "train", str(RECIPE), *(f"{k}={v}" for k, v in overrides.items())]
+    return [cli, "train", str(RECIPES / recipe), *(f"{k}={v}" for k, v in overrides.items())]
 
 
-def eval_config(out: Path, model: Path, adapter_dir: Path, data_dir: Path, max_new_tokens: int, subjects: str) -> dict:
-    """The demo's `eval.run --config`: MedAsst (tiny model + the adapter just trained) and the untouched base."""
-    recipe = read_recipe()
-    common = {"model": str(model), "template": recipe["template"]}
-    if recipe.get("default_system"):
-        common["default_system"] = recipe["default_system"]  # the prompt must be the one trained on
+def adapter_dir(out: Path, system: DemoSystem) -> Path:
+    return out / "saves" / system.family / system.name / "lora" / "sft"
+
+
+def eval_config(
+    out: Path,
+    systems: tuple[DemoSystem, ...],
+    models: dict[str, Path],
+    data_dir: Path,
+    max_new_tokens: int,
+    subjects: str,
+) -> dict:
+    """The demo's `eval.run --config`: every system on its tiny model, its adapter when it was fine-tuned."""
+    entries = []
+    for system in systems:
+        recipe = read_recipe(system.recipe)
+        entry = {"name": system.name, "dir": system.name, "model": str(models[system.family])}
+        if system.fine_tuned:
+            entry["adapter"] = str(adapter_dir(out, system))
+        entry["template"] = recipe["template"]
+        if recipe.get("default_system"):
+            entry["default_system"] = recipe["default_system"]  # the prompt must be the one trained on
+        entries.append(entry)
     return {
         "output_dir": str(out / "runs"),
         "dataset": facts.MERGED_TEST,
         "dataset_dir": str(data_dir),
         "steps": ["mcq", "generate", "score", "report"],
         "mcq": {"subjects": subjects, "n_shot": 0},
-        "generate": {"cutoff_len": recipe["cutoff_len"], "max_new_tokens": max_new_tokens},
+        "generate": {"cutoff_len": read_recipe("medasst_qwen2.yaml")["cutoff_len"], "max_new_tokens": max_new_tokens},
         "report": {"reference": "MedAsst"},
-        "systems": [
-            {"name": "Qwen2-7B", "dir": "Qwen2-7B", **common},
-            {"name": "MedAsst", "dir": "MedAsst", "adapter": str(adapter_dir), **common},
-        ],
+        "systems": entries,
     }
 
 
-def run(out: Path, steps: int, max_new_tokens: int, subjects: str) -> int:
+def run(out: Path, steps: int, max_new_tokens: int, subjects: str, systems: tuple[DemoSystem, ...]) -> int:
     import yaml
 
     out = out.resolve()
     out.mkdir(parents=True, exist_ok=True)
     py = sys.executable
-    runner = Runner(out, subprocess_env(), total=4)
+    trained = [s for s in systems if s.fine_tuned]
+    runner = Runner(out, subprocess_env(), total=3 + len(trained))
     started = time.monotonic()
     print(NOTICE, flush=True)
 
-    runner.note("Building the tiny Qwen2 model (real Qwen vocabulary, random weights; cached)")
+    families = sorted({s.family for s in systems})
+    runner.note(f"Building tiny random models ({', '.join(families)}; real Qwen vocabulary; cached)")
     from transformers.utils import logging as hf_logging
 
     hf_logging.disable_progress_bar()  # one shard of a tiny model: the bar is noise in the demo's output
-    model = tiny.cached("qwen2")
-    print(f"      model: {model}", flush=True)
+    models = {family: tiny.cached(family) for family in families}
+    for family, path in models.items():
+        print(f"      {family}: {path}", flush=True)
 
     data_dir = out / "data"
     runner.stage(
@@ -175,19 +215,19 @@ def run(out: Path, steps: int, max_new_tokens: int, subjects: str) -> int:
     )  # fmt: skip
     write_dataset_info(data_dir)
 
-    adapter_dir = out / "saves" / "medasst-qwen2-tiny" / "lora" / "sft"
-    runner.stage(
-        f"Training with {RECIPE.relative_to(facts.REPO_ROOT)} ({steps} steps on CPU)",
-        train_argv(model, data_dir, adapter_dir, steps),
-        "train",
-        echo="{'loss'",
-    )
+    for system in trained:
+        runner.stage(
+            f"{system.name}: training with recipes/{system.recipe} ({steps} steps on CPU)",
+            train_argv(system.recipe, models[system.family], data_dir, adapter_dir(out, system), steps),
+            f"train_{system.family}_{system.name}",
+            echo="{'train_runtime'",
+        )
 
     config_path = out / "eval_config.yaml"
-    config = eval_config(out, model, adapter_dir, data_dir, max_new_tokens, subjects)
+    config = eval_config(out, systems, models, data_dir, max_new_tokens, subjects)
     config_path.write_text(yaml.safe_dump(config, allow_unicode=True, sort_keys=False), encoding="utf-8")
     runner.stage(
-        "Scoring MedAsst and the untouched base: multiple choice, generation, BLEU/ROUGE, tables and figure",
+        f"Scoring {len(systems)} systems: multiple choice, generation, BLEU/ROUGE, tables and figure",
         [py, "-m", "eval.run", "--config", str(config_path)],
         "eval",
         echo="$ python -m eval.run",
@@ -210,9 +250,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--steps", type=int, default=10, help="training steps on CPU (default: 10)")
     parser.add_argument("--max-new-tokens", type=int, default=32, help="generation length (default: 32)")
     parser.add_argument("--subjects", default="paper", help="multiple-choice subject preset (default: paper)")
+    parser.add_argument(
+        "--systems",
+        choices=sorted(SYSTEM_SETS),
+        default="paper",
+        help="paper: the five systems of the paper (default); medasst: MedAsst and the untouched Qwen2 only",
+    )
     args = parser.parse_args(argv)
     try:
-        return run(Path(args.out), args.steps, args.max_new_tokens, args.subjects)
+        return run(Path(args.out), args.steps, args.max_new_tokens, args.subjects, SYSTEM_SETS[args.systems])
     except StageError as err:
         print(f"\nERROR: {err}", file=sys.stderr)
         return 1
