@@ -136,10 +136,11 @@ def train_argv(recipe: str, model: Path, data_dir: Path, adapter_dir: Path, step
         "dataset_dir": str(data_dir),
         "output_dir": str(adapter_dir),
         "max_steps": str(steps),
-        # CPU: no bf16, no pinned memory; a few steps need no warm-up or checkpoints.
+        # CPU: no bf16, no pinned memory; a few steps need no warm-up.
         "bf16": "false",
         "warmup_steps": "0",
-        "save_steps": str(steps),
+        # only the final adapter; quoted because OmegaConf reads a bare `no` as false
+        "save_strategy": "'no'",
         "logging_steps": "1",
         "report_to": "none",
         "dataloader_pin_memory": "false",
