@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from eval.backends import BACKENDS, DEFAULT_BATCH, BackendError, select_backend
-from eval.files import InputFileError, atomic_write_text, read_json, write_json
+from eval.files import InputFileError, atomic_write_text, iter_jsonl, read_json, write_json
 from eval.prompts import DatasetError, Example
 
 PREDICTIONS_FILE = "generated_predictions.jsonl"
@@ -99,17 +99,10 @@ def done_rows(path: Path) -> dict[str, dict[str, Any]]:
     rows: dict[str, dict[str, Any]] = {}
     if not path.exists():
         return rows
-    with path.open("r", encoding="utf-8") as f:
-        for lineno, line in enumerate(f, start=1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError:
-                raise InputFileError(f"{path} line {lineno}: not valid JSON; remove the folder to start over") from None
-            if "id" not in row:
-                raise InputFileError(f"{path} line {lineno}: no 'id'; not written by this tool, cannot resume")
-            rows[str(row["id"])] = row
+    for lineno, row in iter_jsonl(path):
+        if "id" not in row:
+            raise InputFileError(f"{path} line {lineno}: no 'id'; not written by this tool, cannot resume")
+        rows[str(row["id"])] = row
     return rows
 
 
