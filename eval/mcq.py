@@ -27,6 +27,7 @@ from eval.mcq_data import (
     display_name,
     resolve_subjects,
 )
+from eval.mcq_score import ChoiceTokenError
 from eval.model import ModelLoadError, check_adapter
 
 RESULT_FILE = "mcq.json"
@@ -161,7 +162,7 @@ def run(
     from eval.mcq_score import (
         PROMPT_LANG,
         build_messages,
-        choice_token_ids,
+        choice_tokens,
         encode_prompt,
         eval_template,
         pick_shots,
@@ -183,16 +184,23 @@ def run(
 
     items: list[Item] = []
     total = sum(len(qs) for qs in questions.values())
+    first_messages: list[dict[str, str]] | None = None
     with tqdm(total=total, desc="mcq prompts", unit="q", disable=not progress) as bar:
         for subject in chosen:
             name = display_name(subject.benchmark, subject.subject)
             for question in questions[subject.key]:
                 shots = pick_shots(question, pools.get(subject.key, []), n_shot, seed)
                 messages = build_messages(question, shots, name)
+                first_messages = first_messages or messages
                 items.append(Item(question, shots, encode_prompt(loaded.template, loaded.tokenizer, messages)))
                 bar.update()
-
-    choice_ids = choice_token_ids(loaded.tokenizer)
+    if first_messages is None:
+        raise BenchmarkError(f"--subjects {subjects}: no questions selected")
+    choice = choice_tokens(loaded.template, loaded.tokenizer, first_messages, CHOICES)
+    if choice.prefix_ids:
+        for item in items:
+            item.prompt_ids = item.prompt_ids + list(choice.prefix_ids)
+    choice_ids = list(choice.letter_ids)
     picked, probs, stats = score_prompts(
         loaded.model,
         [item.prompt_ids for item in items],
@@ -239,8 +247,13 @@ def run(
         "shot_seed": seed if n_shot > 0 else None,
         "shot_sampling": "per question: random.Random(f'{seed}:{question id}').sample(dev rows, n_shot)",
         "eval_split": dict(EVAL_SPLIT),
-        "scoring": "argmax of the next-token logits over the ids of 'A','B','C','D' (no leading space)",
+        "scoring": (
+            "argmax of the next-token logits (fp32, from the final hidden state) over each letter's token as the "
+            "template renders the answer turn"
+        ),
         "choice_token_ids": dict(zip(CHOICES, choice_ids, strict=True)),
+        "choice_tokens": dict(zip(CHOICES, loaded.tokenizer.convert_ids_to_tokens(choice_ids), strict=True)),
+        "answer_prefix_ids": list(choice.prefix_ids),
         "subjects_spec": subjects,
         "subjects": [s.key for s in chosen],
         "benchmarks_dir": "shipped (eval/benchmarks)" if source.shipped else str(source.root),
@@ -284,7 +297,7 @@ def main(args: argparse.Namespace) -> int:
             batch_size=args.batch_size,
             default_system=args.default_system,
         )
-    except (BenchmarkError, ModelLoadError) as err:
+    except (BenchmarkError, ModelLoadError, ChoiceTokenError) as err:
         print(f"mcq: error: {err}", file=sys.stderr)
         return 2
     print(format_table(result))

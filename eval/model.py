@@ -61,7 +61,12 @@ def check_template(model_name_or_path: str, template: str) -> None:
 
 
 def template_tokens(template: str) -> list[str]:
-    """Control tokens that LLaMA-Factory's `template` writes into every prompt, in first-seen order."""
+    """Control tokens that LLaMA-Factory's `template` writes into prompts, and the one it stops on, first-seen order.
+
+    Only the first stop word counts: it is the eos LF puts in place (`replace_eos`) and writes after every answer.
+    Further stop words (llama3's `<|eom_id|>`, a Llama-3.1 token) are extra stops that LF adds to a tokenizer
+    lacking them; a model that never saw them is not a mismatch.
+    """
     from llamafactory.data.template import TEMPLATES
 
     tpl = TEMPLATES[template]
@@ -70,7 +75,8 @@ def template_tokens(template: str) -> list[str]:
         for slot in getattr(tpl, name).slots:
             if isinstance(slot, str):
                 found.update(dict.fromkeys(TEMPLATE_TOKEN.findall(slot)))
-    found.update(dict.fromkeys(tok for tok in tpl.stop_words if TEMPLATE_TOKEN.fullmatch(tok)))
+    if tpl.replace_eos and tpl.stop_words and TEMPLATE_TOKEN.fullmatch(tpl.stop_words[0]):
+        found[tpl.stop_words[0]] = None
     return list(found)
 
 
