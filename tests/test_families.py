@@ -16,12 +16,13 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
+from test_recipes_e2e import CPU, llamafactory
+from test_recipes_e2e import FAMILIES as RECIPES
 
 from eval import run as cli
 from eval.mcq_data import BenchmarkSource, display_name, resolve_subjects
 from eval.mcq_score import build_messages
 from medasst import tiny
-from test_recipes_e2e import CPU, FAMILIES as RECIPES, llamafactory
 
 pytestmark = pytest.mark.slow
 
