@@ -192,6 +192,7 @@ def run(args: argparse.Namespace, progress: bool = True) -> dict[str, Any]:
         "infer_args": infer,
         "dataset_dir": str(args.dataset_dir),
         "n": len(examples),
+        "truncation": prompts.truncation_summary(examples, args.cutoff_len),
         "complete": False,
     }
     write_json(out_dir / RUN_FILE, meta)

@@ -30,6 +30,32 @@ class Example:
     source: str | None
     input_ids: list[int]
     label_ids: list[int]
+    full_prompt_len: int = 0  # before LF's cutoff_len truncation (0: not measured)
+    full_label_len: int = 0
+
+    @property
+    def prompt_cut(self) -> bool:
+        return self.full_prompt_len > len(self.input_ids)
+
+    @property
+    def label_cut(self) -> bool:
+        return self.full_label_len > len(self.label_ids)
+
+
+UNCUT = 1 << 40  # a cutoff_len no record reaches: the same processor then measures the untruncated lengths
+
+
+def truncation_summary(examples: list[Example], cutoff_len: int) -> dict[str, Any]:
+    """How many prompts and references LF's cutoff_len cut (it differs by tokenizer), with the ids cut."""
+    cut = [e for e in examples if e.prompt_cut or e.label_cut]
+    return {
+        "cutoff_len": cutoff_len,
+        "n": len(examples),
+        "prompts_cut": sum(e.prompt_cut for e in examples),
+        "references_cut": sum(e.label_cut for e in examples),
+        "records_cut": len(cut),
+        "ids_cut": [e.id for e in cut],
+    }
 
 
 def data_arguments(dataset_dir: str, template_name: str, cutoff_len: int):
@@ -125,6 +151,12 @@ def build_examples(
     processor = UnsupervisedDatasetProcessor(
         template=template, tokenizer=tokenizer, processor=None, data_args=data_args
     )
+    uncut = UnsupervisedDatasetProcessor(
+        template=template,
+        tokenizer=tokenizer,
+        processor=None,
+        data_args=data_arguments(dataset_dir, template_name, UNCUT),
+    )
     columns = [c for c in (attr.prompt, attr.query, attr.response, attr.history, attr.system, attr.tools) if c]
     ids = [record_id(record, position) for position, record in enumerate(records, start=1)]
     seen: set[str] = set()
@@ -144,6 +176,7 @@ def build_examples(
         if not encoded["input_ids"]:  # LF drops (and warns about) records with an even number of turns
             logger.warning("dropped record %s: not a valid prompt", rid)
             continue
+        full = uncut.preprocess_dataset(batch)
         source = record.get("source")
         examples.append(
             Example(
@@ -151,6 +184,8 @@ def build_examples(
                 source=None if source is None else str(source),
                 input_ids=list(encoded["input_ids"][0]),
                 label_ids=list(encoded["labels"][0]),
+                full_prompt_len=len(full["input_ids"][0]),
+                full_label_len=len(full["labels"][0]),
             )
         )
     if not examples:

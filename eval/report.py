@@ -28,6 +28,7 @@ RUN_FILE = "run.json"
 MCQ_FILE = "mcq.json"
 SCORES_FILE = "scores.json"
 PER_SAMPLE_FILE = "scores_per_sample.jsonl"
+GENERATE_RUN_FILE = "generate_run.json"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -46,6 +47,37 @@ class Run:
     scores: dict[str, Any] | None = None
     per_sample: dict[str, dict[str, float]] = field(default_factory=dict)  # id → metric → score
     correct: dict[str, dict[str, float]] = field(default_factory=dict)  # benchmark → question id → 0/1
+    generation: dict[str, Any] | None = None  # generate_run.json of the scored predictions, when found
+
+
+def generation_record(folder: Path, scores: dict[str, Any]) -> dict[str, Any] | None:
+    """The generate run behind a scores.json: beside the scored predictions file, else in the run folder."""
+    candidates = []
+    if isinstance(scores.get("predictions"), str):
+        candidates.append(Path(scores["predictions"]).parent / GENERATE_RUN_FILE)
+    candidates.append(folder / GENERATE_RUN_FILE)
+    for path in candidates:
+        if path.is_file():
+            record = read_json(path)
+            return record if isinstance(record, dict) else None
+    return None
+
+
+def backend_of(run: Run) -> str:
+    """How the row's answers were generated: our generate's backend, or LF's predict when no run record exists."""
+    if run.generation is None:
+        return "unrecorded (e.g. llamafactory-cli predict)"
+    return str(run.generation.get("backend") or "unrecorded")
+
+
+def truncation_of(run: Run) -> str:
+    cut = (run.generation or {}).get("truncation")
+    if not isinstance(cut, dict):
+        return "—"
+    return (
+        f"{cut.get('prompts_cut')} prompts, {cut.get('references_cut')} refs of {cut.get('n')} "
+        f"at {cut.get('cutoff_len')}"
+    )
 
 
 def _mcq_correctness(mcq: dict[str, Any], path: Path) -> dict[str, dict[str, float]]:
@@ -78,6 +110,7 @@ def load_run(folder: str | Path) -> Run:
         run.correct = _mcq_correctness(run.mcq, folder / MCQ_FILE)
     if (folder / SCORES_FILE).exists():
         run.scores = read_json(folder / SCORES_FILE)
+        run.generation = generation_record(folder, run.scores)
         if (folder / PER_SAMPLE_FILE).exists():
             for lineno, row in iter_jsonl(folder / PER_SAMPLE_FILE):
                 if "id" not in row:
@@ -164,12 +197,15 @@ def build_table(
     value_of,
     p_of,
     n_of,
+    extra: dict[str, Any] | None = None,
 ) -> tuple[str, str, list[dict[str, Any]]]:
-    """(Markdown, CSV, rows): per column ours | paper | p vs the reference."""
+    """(Markdown, CSV, rows): per column ours | paper | p vs the reference, then `extra` columns (key → fn(run))."""
+    extra = extra or {}
     rows: list[dict[str, Any]] = []
     for run in runs:
         pvals = p_of(run, ref) if ref is not None and run is not ref else {}
         row: dict[str, Any] = {"system": run.system, "n": n_of(run)}
+        row.update({key: fn(run) for key, fn in extra.items()})
         for col in columns:
             row[col] = value_of(run, col)
             row[f"{col}_paper"] = paper_values.get(run.system, {}).get(col)
@@ -179,15 +215,18 @@ def build_table(
     head = ["system", "n"]
     for col in columns:
         head += [labels[col], f"{labels[col]} (paper)", f"p vs {ref_name}"]
-    md = ["| " + " | ".join(head) + " |", "|" + "|".join(["---"] + ["---:"] * (len(head) - 1)) + "|"]
+    head += list(extra)
+    align = ["---"] + ["---:"] * (len(head) - 1 - len(extra)) + ["---"] * len(extra)
+    md = ["| " + " | ".join(head) + " |", "|" + "|".join(align) + "|"]
     for row in rows:
         cells = [row["system"], "—" if row["n"] is None else str(row["n"])]
         for col in columns:
             cells += [_num(row[col]), _num(row[f"{col}_paper"]), _p(row[f"{col}_p"])]
+        cells += [str(row[key]) for key in extra]
         md.append("| " + " | ".join(cells) + " |")
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
-    csv_head = ["system", "n"] + [f"{c}{s}" for c in columns for s in ("", "_paper", "_p")]
+    csv_head = ["system", "n"] + [f"{c}{s}" for c in columns for s in ("", "_paper", "_p")] + list(extra)
     writer.writerow(csv_head)
     for row in rows:
         writer.writerow(["" if row[k] is None else (round(row[k], 6) if isinstance(row[k], float) else row[k])
@@ -224,7 +263,9 @@ def run_report(
         atomic_write_text(out / "table2.csv", text)
         result["table2"] = rows
         result["files"] += ["table2.md", "table2.csv"]
-        sections.append("## Table 2: CMMLU + C-Eval medical multiple choice (accuracy %)\n\n" + md)
+        sections.append(
+            "## Table 2: CMMLU + C-Eval medical multiple choice (accuracy %)\n\n" + md + "\n" + paper.TABLE2_NOTE + "\n"
+        )
 
     gen_runs = [r for r in runs if r.scores is not None]
     if gen_runs:
@@ -233,6 +274,7 @@ def run_report(
             lambda r, c: None if r.scores.get(c) is None else float(r.scores[c]),
             lambda r, f: gen_p_values(r, f, resamples, seed),
             lambda r: r.scores.get("n"),
+            {"backend": backend_of, "cut at cutoff_len": truncation_of},
         )  # fmt: skip
         atomic_write_text(out / "table3.md", md)
         atomic_write_text(out / "table3.csv", text)

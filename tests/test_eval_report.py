@@ -130,3 +130,23 @@ def test_figure_falls_back_to_english_without_a_cjk_font(tmp_path: Path, monkeyp
         info = figure.plot_table3(["A", "B"], ["bleu-4"], ["BLEU-4"], [[1.0], [None]], tmp_path / "f.png")
     assert info == {"font": None, "labels": "en"}
     assert (tmp_path / "f.png").stat().st_size > 0
+
+
+def test_table3_names_each_rows_backend_and_truncation(tmp_path: Path):
+    medasst = make_run(tmp_path, "MedAsst", 0.8)
+    mistral = make_run(tmp_path, "Mistral-7B", 0.4)
+    truncation = {"cutoff_len": 512, "n": 43, "prompts_cut": 20, "references_cut": 1, "records_cut": 20}
+    (mistral / "generate_run.json").write_text(json.dumps({"backend": "hf", "truncation": truncation}))
+    result = report.run_report([medasst, mistral], tmp_path / "out", resamples=50)
+    rows = {row["system"]: row for row in result["table3"]}
+    assert rows["Mistral-7B"]["backend"] == "hf"
+    assert rows["Mistral-7B"]["cut at cutoff_len"] == "20 prompts, 1 refs of 43 at 512"
+    assert rows["MedAsst"]["backend"].startswith("unrecorded")
+    md = (tmp_path / "out" / "table3.md").read_text(encoding="utf-8")
+    assert "| backend | cut at cutoff_len |" in md and "20 prompts, 1 refs of 43 at 512" in md
+    text = (tmp_path / "out" / "report.md").read_text(encoding="utf-8")
+    assert "88.32 is not k/1,325" in text
+    # the note is true: every other published CMMLU value is k/1,325, MedAsst's is not
+    for system, values in paper.TABLE2.items():
+        hits = [k for k in range(1326) if round(100 * k / 1325, 2) == values["cmmlu"]]
+        assert bool(hits) == (system != "MedAsst"), system

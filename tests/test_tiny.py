@@ -79,3 +79,101 @@ def test_without_dashscope_a_tokenizer_is_trained_on_the_samples(tmp_path, monke
     with torch.no_grad():
         assert model(torch.tensor([ids])).logits.shape[-1] == model.config.vocab_size
     assert "vocabulary samples" in (path / "MEDASST_TINY_MODEL.txt").read_text()
+
+
+def test_llama3_tokenizer_is_meta_llama3_8b_instruct(tiny_model):
+    """Ids, specials, bos and chat template as Meta's files; text ids equal tiktoken's on the same ranks."""
+    import tiktoken
+    from tiktoken.load import load_tiktoken_bpe
+    from transformers import AutoConfig, AutoTokenizer
+
+    path = tiny_model("llama3")
+    assert not path.name.endswith("-qwen"), "built on the real Llama-3 tokenizer"
+    tok = AutoTokenizer.from_pretrained(path)
+    assert len(tok) == 128_256 and AutoConfig.from_pretrained(path).vocab_size == 128_256
+    named = {
+        128000: "<|begin_of_text|>",
+        128001: "<|end_of_text|>",
+        128002: "<|reserved_special_token_0|>",
+        128005: "<|reserved_special_token_3|>",
+        128006: "<|start_header_id|>",
+        128007: "<|end_header_id|>",
+        128008: "<|reserved_special_token_4|>",
+        128009: "<|eot_id|>",
+        128010: "<|reserved_special_token_5|>",
+        128255: "<|reserved_special_token_250|>",
+    }
+    assert tok.convert_ids_to_tokens(list(named)) == list(named.values())
+    assert (
+        tok.convert_tokens_to_ids("<|eom_id|>") is None or tok.convert_tokens_to_ids("<|eom_id|>") == tok.unk_token_id
+    )
+    assert (tok.bos_token, tok.eos_token, tok.pad_token) == ("<|begin_of_text|>", "<|eot_id|>", None)
+    ranks = load_tiktoken_bpe(str(tiny.packaged_file("llama3")))
+    assert len(ranks) == tiny.LLAMA3_VOCAB_SIZE
+    reference = tiktoken.Encoding("llama3", pat_str=tiny.LLAMA3_PATTERN, mergeable_ranks=ranks, special_tokens={})
+    for text in ("患者头痛三天，伴有发热。", "Hello world 2024, BP 120/80 mmHg", "饮酒以后可以服用西地那非吗"):
+        assert tok(text, add_special_tokens=False)["input_ids"] == reference.encode(text)
+        assert tok(text)["input_ids"][0] == 128000, "bos added, as Llama-3's post-processor does"
+    chat = tok.apply_chat_template([{"role": "user", "content": "头痛"}], tokenize=False, add_generation_prompt=True)
+    assert chat == (
+        "<|begin_of_text|><|start_header_id|>user<|end_header_id|>\n\n头痛<|eot_id|>"
+        "<|start_header_id|>assistant<|end_header_id|>\n\n"
+    )
+    generation = json.loads((path / "generation_config.json").read_text())
+    assert generation["eos_token_id"] == [128001, 128009]
+
+
+def test_mistral_tokenizer_is_mistral_7b_v01(tiny_model):
+    """32,000 SentencePiece pieces, <unk>/<s>/</s> = 0/1/2, bos added, no pad; ids equal sentencepiece's."""
+    import sentencepiece
+    from transformers import AutoTokenizer
+
+    path = tiny_model("mistral")
+    assert not path.name.endswith("-qwen")
+    tok = AutoTokenizer.from_pretrained(path)
+    assert len(tok) == tiny.MISTRAL_VOCAB_SIZE
+    assert tok.convert_tokens_to_ids(["<unk>", "<s>", "</s>"]) == [0, 1, 2]
+    assert (tok.bos_token_id, tok.eos_token_id, tok.pad_token) == (1, 2, None)
+    reference = sentencepiece.SentencePieceProcessor(model_file=str(tiny.packaged_file("mistral")))
+    assert reference.vocab_size() == tiny.MISTRAL_VOCAB_SIZE
+    for text in ("患者头痛三天，伴有发热。", "Hello world 2024", "饮酒以后可以服用西地那非吗"):
+        assert tok(text)["input_ids"] == [1, *reference.encode(text)]
+        assert tok.decode(tok(text)["input_ids"], skip_special_tokens=True) == text
+
+
+def test_gemma_is_a_stand_in_and_says_so(tiny_model):
+    # no PyPI package ships Gemma's 256k SentencePiece model: Qwen's vocabulary with Gemma's control tokens
+    assert not tiny.FAMILIES["gemma"].real_tokenizer
+    assert all(tiny.FAMILIES[f].real_tokenizer for f in ("qwen2", "llama3", "mistral"))
+    assert "a stand-in gemma tokenizer" in (tiny_model("gemma") / "MEDASST_TINY_MODEL.txt").read_text()
+    assert "the real llama3 tokenizer" in (tiny_model("llama3") / "MEDASST_TINY_MODEL.txt").read_text()
+
+
+def test_missing_tokenizer_package_falls_back_to_a_named_stand_in(tmp_path, monkeypatch):
+    from transformers import AutoTokenizer
+
+    real_find_spec = tiny.importlib.util.find_spec
+    monkeypatch.setattr(
+        tiny.importlib.util, "find_spec", lambda name: None if name == "llama_models" else real_find_spec(name)
+    )
+    assert not tiny.available("llama3") and tiny.vocabulary("llama3") == "qwen"
+    with pytest.raises(FileNotFoundError, match="llama-models is not installed"):
+        tiny.packaged_file("llama3")
+    path = tiny.cached("llama3", root=tmp_path)
+    assert path.name.endswith("-qwen"), "a stand-in is never mistaken for the real tokenizer in the cache"
+    tok = AutoTokenizer.from_pretrained(path)
+    for token in tiny.FAMILIES["llama3"].special_tokens:
+        assert len(tok(token, add_special_tokens=False)["input_ids"]) == 1
+    assert "a stand-in llama3 tokenizer" in (path / "MEDASST_TINY_MODEL.txt").read_text()
+
+
+def test_llama3_template_check_accepts_the_real_tokenizer(tiny_model):
+    """LF's llama3 template lists <|eom_id|> (a Llama-3.1 token) as an extra stop: not a mismatch for Llama-3."""
+    from transformers import AutoTokenizer
+
+    from eval.model import check_template_tokens, template_tokens
+
+    assert "<|eom_id|>" not in template_tokens("llama3")
+    assert template_tokens("llama3") == ["<|start_header_id|>", "<|end_header_id|>", "<|eot_id|>"]
+    check_template_tokens(AutoTokenizer.from_pretrained(tiny_model("llama3")), "llama3")
+    check_template_tokens(AutoTokenizer.from_pretrained(tiny_model("mistral")), "mistral")
