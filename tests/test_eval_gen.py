@@ -130,6 +130,11 @@ def test_prompts_equal_llamafactory_predict(tiny_model, dataset_dir: Path, tmp_p
         assert example.input_ids == list(lf[i]["input_ids"])
         assert example.label_ids == list(lf[i]["labels"])
     assert len(ours[3].input_ids) + len(ours[3].label_ids) <= 96
+    # the truncation count: exactly the records whose untruncated prompt + reference exceed cutoff_len
+    summary = prompts.truncation_summary(ours, 96)
+    assert "m-1" in summary["ids_cut"] and summary["records_cut"] == len(summary["ids_cut"])
+    for example in ours:
+        assert (example.id in summary["ids_cut"]) == (example.full_prompt_len + example.full_label_len > 96)
     history_prompt = tokenizer.decode(ours[1].input_ids)
     assert "医生，我最近总是失眠。" in history_prompt and "需要吃药吗？" in history_prompt
 
@@ -163,6 +168,7 @@ def test_generate_writes_lf_format_and_resumes_after_a_kill(tiny_model, dataset_
     assert "您好，失眠可能与精神紧张有关。" in rows[1]["prompt"]
     run_info = json.loads((full / generate.RUN_FILE).read_text())
     assert run_info["complete"] and run_info["n"] == len(RECORDS)
+    assert run_info["truncation"]["cutoff_len"] == 256 and run_info["truncation"]["n"] == len(RECORDS)
 
     # a run killed after two batches, mid-write of the third line group
     calls = {"n": 0}
