@@ -88,26 +88,83 @@ class HFGenerator:
         return self.tokenizer.batch_decode(new_tokens, skip_special_tokens=True)
 
 
+def tensor_parallel_size(num_heads: int, num_kv_heads: int | None, gpus: int, requested: int | None = None) -> int:
+    """GPUs to shard over: `requested` if vLLM can split the model that way, else the most of `gpus` that it can.
+
+    vLLM needs the attention heads to divide evenly, and the KV heads to divide evenly or be replicated evenly
+    (Qwen2-7B: 28 heads, 4 KV heads, so 8 GPUs fail and 4 is the most it can use on an 8-GPU machine).
+    """
+    kv = num_kv_heads or num_heads
+
+    def fits(size: int) -> bool:
+        return num_heads % size == 0 and (kv % size == 0 or size % kv == 0)
+
+    if requested is not None:
+        if requested < 1 or not fits(requested):
+            raise BackendError(
+                f"--tensor-parallel-size {requested} does not divide the model's {num_heads} attention heads "
+                f"({kv} KV heads); choose one of {[t for t in range(1, max(gpus, requested) + 1) if fits(t)]}"
+            )
+        return requested
+    return max(t for t in range(1, max(1, gpus) + 1) if fits(t))
+
+
+def vllm_engine_args(
+    model: str,
+    adapter: str | None,
+    cutoff_len: int,
+    max_new_tokens: int,
+    num_heads: int,
+    num_kv_heads: int | None,
+    gpus: int,
+    requested_tp: int | None = None,
+) -> dict[str, Any]:
+    """The `vllm.LLM` arguments we use (built without vLLM, so they are tested on CPU)."""
+    engine: dict[str, Any] = {
+        "model": model,
+        "trust_remote_code": False,
+        "max_model_len": cutoff_len + max_new_tokens,
+        "tensor_parallel_size": tensor_parallel_size(num_heads, num_kv_heads, gpus, requested_tp),
+        "seed": 0,
+        "enable_lora": adapter is not None,
+    }
+    if adapter is not None:
+        engine["max_lora_rank"] = _lora_rank(adapter)
+    return engine
+
+
+def attention_heads(model: str) -> tuple[int, int | None]:
+    """(attention heads, KV heads) from the model's config, read without loading weights."""
+    from transformers import AutoConfig
+
+    config = AutoConfig.from_pretrained(model, trust_remote_code=False)
+    config = getattr(config, "text_config", None) or config
+    return int(config.num_attention_heads), getattr(config, "num_key_value_heads", None)
+
+
 class VLLMGenerator:
     """vLLM with the LoRA adapter applied per request (no merge), as LF's scripts/vllm_infer.py does."""
 
-    def __init__(self, model: str, adapter: str | None, tokenizer, template, cutoff_len: int, max_new_tokens: int):
+    def __init__(
+        self,
+        model: str,
+        adapter: str | None,
+        tokenizer,
+        template,
+        cutoff_len: int,
+        max_new_tokens: int,
+        tensor_parallel: int | None = None,
+    ):
         import torch
         from vllm import LLM, SamplingParams
 
         if os.environ.get("USE_MODELSCOPE_HUB", "").lower() in ("1", "true", "y"):
             os.environ.setdefault("VLLM_USE_MODELSCOPE", "True")
-        engine: dict[str, Any] = {
-            "model": model,
-            "trust_remote_code": False,
-            "max_model_len": cutoff_len + max_new_tokens,
-            "tensor_parallel_size": max(1, torch.cuda.device_count()),
-            "seed": 0,
-            "enable_lora": adapter is not None,
-        }
-        if adapter is not None:
-            engine["max_lora_rank"] = _lora_rank(adapter)
-        self.llm = LLM(**engine)
+        heads, kv_heads = attention_heads(model)
+        self.engine = vllm_engine_args(
+            model, adapter, cutoff_len, max_new_tokens, heads, kv_heads, torch.cuda.device_count(), tensor_parallel
+        )
+        self.llm = LLM(**self.engine)
         self.params = SamplingParams(
             temperature=0.0,
             max_tokens=max_new_tokens,

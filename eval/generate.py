@@ -51,6 +51,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--cutoff-len", type=int, default=DEFAULT_CUTOFF, help="LF cutoff_len for prompt + label")
     parser.add_argument("--batch-size", type=int, help="prompts per batch (default: 8 with hf, 512 with vllm)")
     parser.add_argument("--max-samples", type=int, help="only the first N records (LF max_samples)")
+    parser.add_argument(
+        "--tensor-parallel-size",
+        type=int,
+        help="vllm: GPUs to shard over (default: the most visible GPUs that divide the model's attention heads)",
+    )
     parser.add_argument("--output", required=True, help="output folder")
 
 
@@ -206,8 +211,15 @@ def run(args: argparse.Namespace, progress: bool = True) -> dict[str, Any]:
             from eval.backends import VLLMGenerator
 
             generator = VLLMGenerator(
-                args.model, args.adapter, tokenizer, template, args.cutoff_len, args.max_new_tokens
+                args.model,
+                args.adapter,
+                tokenizer,
+                template,
+                args.cutoff_len,
+                args.max_new_tokens,
+                getattr(args, "tensor_parallel_size", None),
             )
+            meta["vllm_engine"] = generator.engine
         batches = [[e for e in batch if e.id not in rows] for batch in fixed_batches(examples, meta["batch_size"])]
         batches = [b for b in batches if b]
         bar = tqdm(total=len(examples), initial=len(rows), desc="generate", unit="prompt", disable=not progress)

@@ -70,10 +70,12 @@ def load_tokenizer_and_template(model_args_dict: dict[str, Any]):
     from llamafactory.hparams import get_infer_args
     from llamafactory.model import load_tokenizer
 
-    from eval.model import template_and_fix_tokenizer
+    from eval.model import check_template_tokens, template_and_fix_tokenizer
 
     model_args, data_args, _, _ = get_infer_args(dict(model_args_dict))
     tokenizer = load_tokenizer(model_args)["tokenizer"]
+    # the same check as the HF path, on the tokenizer as loaded (before LF adds missing stop words)
+    check_template_tokens(tokenizer, data_args.template, str(model_args_dict.get("model_name_or_path", "")))
     template = template_and_fix_tokenizer(tokenizer, data_args)
     tokenizer.padding_side = "left"
     return tokenizer, template

@@ -277,3 +277,41 @@ def test_unknown_dataset_and_duplicate_ids(dataset_dir: Path):
     with pytest.raises(prompts.DatasetError, match="duplicate id"):
         prompts.build_examples("med_test", str(dataset_dir), tokenizer=None, template=None, template_name="qwen",
                                cutoff_len=64)  # fmt: skip
+
+
+def test_vllm_tensor_parallel_size_divides_the_heads():
+    # Qwen2-7B: 28 attention heads, 4 KV heads; on 8 GPUs vLLM's default of 8 fails, 4 works
+    assert backends.tensor_parallel_size(28, 4, gpus=8) == 4
+    assert backends.tensor_parallel_size(28, 4, gpus=2) == 2
+    assert backends.tensor_parallel_size(32, 8, gpus=8) == 8  # Llama-3-8B
+    assert backends.tensor_parallel_size(16, 16, gpus=3) == 2  # Gemma-7B
+    assert backends.tensor_parallel_size(28, 4, gpus=0) == 1
+    assert backends.tensor_parallel_size(28, 4, gpus=8, requested=2) == 2
+    with pytest.raises(backends.BackendError, match=r"does not divide the model's 28 attention heads.*\[1, 2, 4\]"):
+        backends.tensor_parallel_size(28, 4, gpus=8, requested=8)
+
+
+def test_vllm_engine_args_built_on_cpu(tiny_model, tmp_path: Path):
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    model = tiny_model("qwen2")
+    heads, kv_heads = backends.attention_heads(str(model))
+    assert (heads, kv_heads) == (4, 2)
+    net = AutoModelForCausalLM.from_pretrained(model)
+    get_peft_model(net, LoraConfig(r=12, target_modules=["q_proj"])).save_pretrained(tmp_path / "adapter")
+    engine = backends.vllm_engine_args(str(model), str(tmp_path / "adapter"), 512, 512, heads, kv_heads, gpus=8)
+    assert engine["max_model_len"] == 1024 and engine["tensor_parallel_size"] == 4  # 4 heads
+    assert engine["enable_lora"] and engine["max_lora_rank"] == 16  # vLLM's next allowed rank
+    assert engine["trust_remote_code"] is False
+
+
+def test_vllm_path_checks_the_template_like_hf(tiny_model):
+    from eval.model import ModelLoadError
+
+    args = {"model_name_or_path": str(tiny_model("qwen2")), "template": "llama3", "cutoff_len": 512}
+    with pytest.raises(ModelLoadError, match="template 'llama3' does not fit"):
+        prompts.load_tokenizer_and_template(args | {"finetuning_type": "lora"})
+    args = {"model_name_or_path": str(tiny_model("llama3")), "template": "llama3", "cutoff_len": 512}
+    tokenizer, _ = prompts.load_tokenizer_and_template(args | {"finetuning_type": "lora"})
+    assert tokenizer.eos_token == "<|eot_id|>"
