@@ -124,6 +124,22 @@ def check_resume(out_dir: Path, settings: dict[str, Any], have_rows: bool) -> No
         raise ResumeError(f"{out_dir} holds predictions made with other settings ({diff}); use another --output")
 
 
+def finished(args: argparse.Namespace) -> dict[str, Any] | None:
+    """The run record when OUT already holds every answer for these settings (nothing to load or generate)."""
+    out_dir = Path(args.output)
+    run_file, pred_path = out_dir / RUN_FILE, out_dir / PREDICTIONS_FILE
+    if not (run_file.is_file() and pred_path.is_file()):
+        return None
+    previous = read_json(run_file)
+    if not (isinstance(previous, dict) and previous.get("complete") and previous.get("settings") == settings_of(args)):
+        return None
+    try:
+        rows = done_rows(pred_path)
+    except InputFileError:
+        return None
+    return previous if len(rows) == previous.get("n") else None
+
+
 def fixed_batches(examples: list[Example], batch_size: int) -> list[list[Example]]:
     # longest first: similar lengths waste less padding, and an OOM shows up in the first batch, not the last
     order = sorted(range(len(examples)), key=lambda i: (-len(examples[i].input_ids), i))
@@ -169,8 +185,8 @@ def run(args: argparse.Namespace, progress: bool = True) -> dict[str, Any]:
         print(f"generate: cut a torn last line ({torn} bytes) from {pred_path}", file=sys.stderr)
     rows = done_rows(pred_path)
     check_resume(out_dir, settings, bool(rows))
-    previous = read_json(out_dir / RUN_FILE) if (out_dir / RUN_FILE).exists() else {}
-    if previous.get("complete") and previous.get("settings") == settings and len(rows) == previous.get("n"):
+    previous = finished(args)
+    if previous is not None:
         return previous | {"generated_now": 0}  # nothing to do: do not load the model at all
 
     extra = {"default_system": args.default_system} if args.default_system else None

@@ -4,15 +4,22 @@ Each system gets a run folder `<output_dir>/<dir>` with run.json naming it; what
 recomputed (mcq.json present; generate finished with the same settings; scores.json made from the current
 predictions file). Relative paths resolve against the working directory, as LLaMA-Factory's do: run from the
 repo root. See eval/configs/paper.yaml for the keys.
+
+The steps that load a model (mcq, generate) run in one child process per system (spawned, so no CUDA state is
+inherited): when it exits, all of that system's host and GPU memory is returned before the next system's model
+loads. This process itself never imports torch; it decides what is done, scores and reports.
 """
 
 from __future__ import annotations
 
 import argparse
+import multiprocessing
 import os
 import re
+import resource
 import shlex
 import sys
+import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -170,6 +177,72 @@ def scores_current(run_dir: Path) -> bool:
     return read_json(scores).get("predictions_sha256") == file_sha256(preds)
 
 
+def peak_rss_mib() -> int:
+    """This process's own peak resident memory (VmHWM; ru_maxrss would include a forking parent's peak)."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) // 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024
+
+
+def _model_steps_child(steps: list[tuple[str, list[str]]], conn) -> None:
+    """Child process: run the model-loading verbs of one system, report exit codes, pid and peak memory."""
+    codes: dict[str, int] = {}
+    for name, argv in steps:
+        try:
+            codes[name] = call_verb(argv)
+        except Exception:  # one broken step is that step's failure, not the end of the other steps
+            traceback.print_exc()
+            codes[name] = 1
+    conn.send(
+        {"pid": os.getpid(), "codes": codes, "max_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024}
+    )
+    conn.close()
+
+
+def run_model_steps(system: System, steps: list[tuple[str, list[str]]]) -> dict[str, Any]:
+    """Run `steps` in a fresh child process and wait for it; its memory (host and GPU) is freed when it exits."""
+    context = multiprocessing.get_context("spawn")
+    receive, send = context.Pipe(duplex=False)
+    child = context.Process(target=_model_steps_child, args=(steps, send), name=f"eval-{slug(system.name)}")
+    child.start()
+    send.close()
+    try:
+        report = receive.recv() if receive.poll(None) else None
+    except EOFError:  # the child died before reporting (killed, out of memory)
+        report = None
+    except BaseException:
+        child.terminate()
+        child.join()
+        raise
+    child.join()
+    if report is None:
+        print(f"[{system.name}] model process {child.pid} died (exit code {child.exitcode})", file=sys.stderr)
+        report = {"pid": child.pid, "codes": dict.fromkeys((name for name, _ in steps), 1), "max_rss_mib": None}
+    report["exitcode"] = child.exitcode
+    return report
+
+
+def generate_argv(config: Config, system: System) -> list[str]:
+    argv = ["generate", *_model_args(system, "generate"), "--dataset", config.dataset, "--dataset-dir"]
+    return [*argv, config.dataset_dir, "--output", str(system.run_dir), *_options(config.generate)]
+
+
+def generate_finished(argv: list[str]) -> bool:
+    from eval import generate
+    from eval.run import build_parser
+
+    try:
+        args = build_parser(["generate"]).parse_args(argv)
+    except SystemExit:  # a bad option: the child's run of the verb reports it
+        return False
+    return generate.finished(args) is not None
+
+
 def run_system(config: Config, system: System) -> list[str]:
     """Run the steps for one system; return the failed steps."""
     from eval.generate import PREDICTIONS_FILE
@@ -178,23 +251,33 @@ def run_system(config: Config, system: System) -> list[str]:
     failed: list[str] = []
     run_dir = system.run_dir
     run_dir.mkdir(parents=True, exist_ok=True)
-    write_json(
-        run_dir / "run.json",
-        {"system": system.name, "model": system.model, "adapter": system.adapter, "template": system.template},
-    )
+    info: dict[str, Any] = {
+        "system": system.name,
+        "model": system.model,
+        "adapter": system.adapter,
+        "template": system.template,
+    }
+    steps: list[tuple[str, list[str]]] = []
     if "mcq" in config.steps:
         if (run_dir / "mcq.json").exists():
             print(f"[{system.name}] mcq: done, skipped", file=sys.stderr)
-        elif call_verb(["mcq", *_model_args(system, "mcq"), "--output", str(run_dir), *_options(config.mcq)]):
-            failed.append("mcq")
-    generated = False
-    if "generate" in config.steps:
-        argv = ["generate", *_model_args(system, "generate"), "--dataset", config.dataset]
-        argv += ["--dataset-dir", config.dataset_dir, "--output", str(run_dir), *_options(config.generate)]
-        if call_verb(argv):
-            failed.append("generate")
         else:
-            generated = True
+            steps.append(("mcq", ["mcq", *_model_args(system, "mcq"), "--output", str(run_dir), *_options(config.mcq)]))
+    if "generate" in config.steps:
+        argv = generate_argv(config, system)
+        if generate_finished(argv):
+            print(f"[{system.name}] generate: done, skipped", file=sys.stderr)
+        else:
+            steps.append(("generate", argv))
+    codes: dict[str, int] = {}
+    if steps:
+        report = run_model_steps(system, steps)
+        codes = report["codes"]
+        info["model_process"] = {k: report[k] for k in ("pid", "max_rss_mib", "exitcode")}
+        info["model_process"]["steps"] = [name for name, _ in steps]
+    write_json(run_dir / "run.json", info)
+    failed += [name for name, code in codes.items() if code]
+    generated = codes.get("generate") == 0
     if "score" in config.steps and "generate" not in failed:
         finished = (run_dir / GEN_RUN_FILE).exists() and read_json(run_dir / GEN_RUN_FILE).get("complete")
         if not (run_dir / PREDICTIONS_FILE).exists() or (not generated and not finished):

@@ -53,16 +53,50 @@ def write_config(tmp_path: Path, tiny_model, steps: list[str]) -> Path:
     return path
 
 
+PROBE = r"""
+import json, re, resource, sys
+from eval import run
+code = run.main(["--config", sys.argv[1]])
+# VmHWM: this process's own peak (ru_maxrss of self would carry the forking pytest's peak across exec)
+peak_kib = int(re.search(r"VmHWM:\s+(\d+)", open("/proc/self/status").read()).group(1))
+print("PROBE " + json.dumps({
+    "code": code,
+    "torch_imported": "torch" in sys.modules,
+    "self_max_rss_mib": peak_kib // 1024,
+    "children_max_rss_mib": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss // 1024,
+}))
+"""
+
+
 @pytest.mark.slow
 def test_pipeline_end_to_end_then_skips(tiny_model, tmp_path: Path, monkeypatch):
+    import subprocess
+    import sys
+
     config = write_config(tmp_path, tiny_model, ["mcq", "generate", "score", "report"])
-    assert eval_run.main(["--config", str(config)]) == 0
+    # as a user runs it, in its own process, so its memory can be measured
+    proc = subprocess.run(
+        [sys.executable, "-c", PROBE, str(config)], cwd=REPO_ROOT, capture_output=True, text=True, timeout=900
+    )
+    probe_line = [line for line in proc.stdout.splitlines() if line.startswith("PROBE ")]
+    assert probe_line, proc.stdout[-3000:] + proc.stderr[-3000:]
+    probe = json.loads(probe_line[-1][len("PROBE ") :])
+    assert probe["code"] == 0, proc.stderr[-3000:]
     runs = tmp_path / "runs"
+    pids = set()
     for system in ("llama-3-8b", "qwen2-7b", "medasst"):
         folder = runs / system
-        assert json.loads((folder / "run.json").read_text())["system"] in {"LlaMa-3-8B", "Qwen2-7B", "MedAsst"}
+        info = json.loads((folder / "run.json").read_text())
+        assert info["system"] in {"LlaMa-3-8B", "Qwen2-7B", "MedAsst"}
+        # each system's model was loaded in a child of its own, which returned its memory when it exited
+        assert info["model_process"]["steps"] == ["mcq", "generate"] and info["model_process"]["exitcode"] == 0
+        pids.add(info["model_process"]["pid"])
         for name in ("mcq.json", "generated_predictions.jsonl", "scores.json", "scores_per_sample.jsonl"):
             assert (folder / name).is_file(), (system, name)
+    assert len(pids) == 3 and proc.returncode == 0
+    # the parent never held a model: no torch imported, and its peak memory is well below a model child's
+    assert not probe["torch_imported"]
+    assert probe["self_max_rss_mib"] < probe["children_max_rss_mib"] / 2, probe
     medasst_prompt = json.loads((runs / "medasst" / "generated_predictions.jsonl").read_text().splitlines()[0])
     assert "You are a helpful assistant." in medasst_prompt["prompt"]
     if pipeline._verb_accepts("mcq", "--default-system"):  # the recipes' system prompt reaches mcq too
@@ -71,20 +105,31 @@ def test_pipeline_end_to_end_then_skips(tiny_model, tmp_path: Path, monkeypatch)
     table3 = list(csv.DictReader((report / "table3.csv").open(encoding="utf-8")))
     assert [r["system"] for r in table3] == ["LlaMa-3-8B", "Qwen2-7B", "MedAsst"]
     assert table3[0]["bleu-4_p"] != "" and table3[2]["bleu-4_p"] == ""
+    assert {r["backend"] for r in table3} == {"hf"}
     table2 = list(csv.DictReader((report / "table2.csv").open(encoding="utf-8")))
     assert [r["system"] for r in table2] == ["LlaMa-3-8B", "Qwen2-7B", "MedAsst"]
     assert table2[0]["n"] == "22"
     assert (report / "figure4.png").stat().st_size > 10_000
 
-    # a rerun has nothing left to compute: no model is loaded, nothing is rescored
+    # a rerun has nothing left to compute: no model process is started, nothing is rescored
     def no_load(*args, **kwargs):
         raise AssertionError("a finished system was recomputed")
 
-    monkeypatch.setattr("eval.model.load", no_load)
+    monkeypatch.setattr(pipeline, "run_model_steps", no_load)
     monkeypatch.setattr("eval.score.score_pairs", no_load)
     before = (runs / "medasst" / "scores.json").read_bytes()
     assert eval_run.main(["--config", str(config)]) == 0
     assert (runs / "medasst" / "scores.json").read_bytes() == before
+
+
+@pytest.mark.slow
+def test_a_system_whose_model_process_dies_fails_alone(tiny_model, tmp_path: Path, monkeypatch):
+    config = write_config(tmp_path, tiny_model, ["mcq", "report"])
+    text = config.read_text(encoding="utf-8").replace(str(tiny_model("llama3")), str(tmp_path / "no-such-model"))
+    config.write_text(text, encoding="utf-8")
+    assert eval_run.main(["--config", str(config)]) == 1
+    assert (tmp_path / "runs" / "medasst" / "mcq.json").is_file(), "the other systems still ran"
+    assert not (tmp_path / "runs" / "llama-3-8b" / "mcq.json").exists()
 
 
 @pytest.mark.parametrize(
