@@ -5,8 +5,9 @@ shipped raw samples → `converters` → `recipes/medasst_qwen2.yaml` and the th
 output) → `eval.run` multiple choice, generation and scoring of the paper's five systems → Table 2, Table 3 and
 Figure 4.
 
-The models are tiny random Qwen2 / Llama / Gemma / Mistral stand-ins built offline (`medasst.tiny`), so the
-numbers only prove that the pipeline runs; they say nothing about MedAsst. Every stage is the same command a
+The models are tiny random Qwen2 / Llama / Gemma / Mistral models built offline (`medasst.tiny`) on the real
+Qwen2, Llama-3-8B-Instruct and Mistral-7B-v0.1 tokenizers (Gemma's is a stand-in), so the numbers only prove
+that the pipeline runs; they say nothing about MedAsst. Every stage is the same command a
 user runs on a GPU machine, called as a subprocess, so the demo exercises the public interfaces and nothing else.
 """
 
@@ -198,13 +199,13 @@ def run(out: Path, steps: int, max_new_tokens: int, subjects: str, systems: tupl
     print(NOTICE, flush=True)
 
     families = sorted({s.family for s in systems})
-    runner.note(f"Building tiny random models ({', '.join(families)}; real Qwen vocabulary; cached)")
+    runner.note(f"Building tiny random models ({', '.join(families)}; each family's tokenizer; cached)")
     from transformers.utils import logging as hf_logging
 
     hf_logging.disable_progress_bar()  # one shard of a tiny model: the bar is noise in the demo's output
     models = {family: tiny.cached(family) for family in families}
     for family, path in models.items():
-        print(f"      {family}: {path}", flush=True)
+        print(f"      {family}: {path} ({tiny.tokenizer_label(family)})", flush=True)
 
     data_dir = out / "data"
     runner.stage(

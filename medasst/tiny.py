@@ -255,6 +255,19 @@ def vocabulary(family_name: str = "qwen2") -> str:
     return "qwen" if available("qwen") else "samples"
 
 
+TOKENIZER_NAMES = {"qwen2": "Qwen2", "llama3": "Llama-3-8B-Instruct", "mistral": "Mistral-7B-v0.1", "gemma": "Gemma"}
+
+
+def tokenizer_label(family_name: str) -> str:
+    """What the tiny `family_name` model is tokenized with here, in words (for the demo's output)."""
+    family = FAMILIES[family_name]
+    vocab = vocabulary(family_name)
+    if vocab == family.vocabulary and family.real_tokenizer:
+        return f"the real {TOKENIZER_NAMES[family_name]} tokenizer"
+    base = "Qwen2's vocabulary" if vocab == "qwen" else "a BPE trained on the demo samples"
+    return f"a stand-in: {base} + {TOKENIZER_NAMES[family_name]}'s control tokens"
+
+
 def llama3_tokenizer():
     """Meta-Llama-3-8B-Instruct's tokenizer: the real ranks, the 256 special tokens at their ids, bos added."""
     from tokenizers import processors

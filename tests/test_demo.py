@@ -29,6 +29,9 @@ def test_demo_runs_end_to_end(tmp_path: Path, tiny_model_root: Path):
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
     stdout = proc.stdout
     assert "tiny random model" in stdout
+    # Llama-3 and Mistral run on their real tokenizers; Gemma's stand-in says what it is
+    assert "the real Llama-3-8B-Instruct tokenizer" in stdout and "the real Mistral-7B-v0.1 tokenizer" in stdout
+    assert "the real Qwen2 tokenizer" in stdout and "a stand-in: Qwen2's vocabulary + Gemma's control tokens" in stdout
     assert "Figure:" in stdout
 
     # the models were built into the user cache named by MEDASST_CACHE
@@ -74,3 +77,10 @@ def test_demo_runs_end_to_end(tmp_path: Path, tiny_model_root: Path):
     assert "89.72" in text  # the paper's overall for MedAsst sits beside ours
     table2 = (report / "table2.md").read_text(encoding="utf-8").splitlines()
     assert [line.split("|")[1].strip() for line in table2[2:]] == list(systems)  # the paper's row order
+    # Table 3 names each row's backend and how many test prompts the row's tokenizer cut at cutoff_len 512
+    import csv
+
+    table3 = {row["system"]: row for row in csv.DictReader((report / "table3.csv").open(encoding="utf-8"))}
+    assert all(row["backend"] in {"hf", "vllm"} for row in table3.values())
+    assert table3["Mistral-7B"]["cut at cutoff_len"].startswith("20 prompts")  # SentencePiece: ~1 token per char
+    assert table3["MedAsst"]["cut at cutoff_len"].startswith("3 prompts")
