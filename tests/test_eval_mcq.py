@@ -257,3 +257,61 @@ def test_default_system_override_reaches_the_prompt_and_does_not_leak(qwen_varie
     assert plain["protocol"]["prompt"]["example"].startswith(
         "<|im_start|>system\nYou are Qwen, created by Alibaba Cloud"
     )
+
+
+def test_letter_ids_come_from_the_templates_answer_turn(tiny_model):
+    """mistral writes the answer as " {answer}": on a byte-level vocabulary that is the " C" token, not "C"."""
+    from eval.mcq_score import build_messages, choice_token_ids, choice_tokens
+    from eval.model import load
+
+    loaded = load(str(tiny_model("gemma")), template="mistral")  # Qwen2 byte-level ids with a bos token
+    source = BenchmarkSource()
+    question = source.load("ceval", "physician", "val")[0][0]
+    messages = build_messages(question, [], "医师资格")
+    choice = choice_tokens(loaded.template, loaded.tokenizer, messages, "ABCD")
+    spaced = [loaded.tokenizer.encode(f" {ch}", add_special_tokens=False) for ch in "ABCD"]
+    assert all(len(ids) == 1 for ids in spaced)
+    assert list(choice.letter_ids) == [ids[0] for ids in spaced] and choice.prefix_ids == ()
+    assert list(choice.letter_ids) != choice_token_ids(loaded.tokenizer), "LF's old bare-letter rule misreads it"
+    # what the template trains on: the answer turn starts with the letter's token
+    _, response = loaded.template.encode_oneturn(loaded.tokenizer, [*messages[:-1], {**messages[-1], "content": "C"}])
+    assert response[0] == choice.letter_ids[2]
+
+
+def test_letters_without_distinct_tokens_are_refused():
+    from eval.mcq_score import ChoiceTokenError, choice_tokens
+
+    class SameStart:  # a template whose answers all start with one shared token and never differ
+        def encode_oneturn(self, tokenizer, messages):
+            return [1, 2], [7, 8]
+
+    class Tok:
+        def convert_ids_to_tokens(self, ids):
+            return [str(i) for i in ids]
+
+    messages = [{"role": "user", "content": "q"}, {"role": "assistant", "content": "A"}]
+    with pytest.raises(ChoiceTokenError, match="no token telling them apart"):
+        choice_tokens(SameStart(), Tok(), messages, "ABCD")
+
+
+def test_letter_logits_are_fp32_from_the_hidden_state(tiny_model):
+    """With a bf16 model the letters' logits come from the fp32 product of the final hidden state and head rows."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    from eval.mcq_score import LetterHead
+
+    model = AutoModelForCausalLM.from_pretrained(tiny_model("qwen2"), dtype=torch.bfloat16).eval()
+    letters = [32, 33, 34, 35]
+    head = LetterHead(model, letters)
+    ids = torch.tensor([[108386, 3837, 14880, 102104, 5122]])
+    with torch.inference_mode():
+        out = model(input_ids=ids, logits_to_keep=1)
+    ours = head.logits(out)
+    head.close()
+    assert head.exact and ours.dtype == torch.float32
+    hidden = head.hidden[:, -1, :].double()
+    want = hidden @ model.get_output_embeddings().weight[letters].double().T
+    torch.testing.assert_close(ours.double(), want, atol=1e-5, rtol=1e-5)
+    bf16 = out.logits[:, -1, letters].double()
+    assert (bf16 - want).abs().max() > (ours.double() - want).abs().max()
