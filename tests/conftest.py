@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
 import pytest
+from lfcli import CPU, FAMILIES, LETTER, exam_prompts, llamafactory
 
 # No hub is reachable in CI: fail fast instead of waiting on network time-outs.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -30,5 +32,67 @@ def tiny_model(tiny_model_root: Path):
 
     def get(family: str, seed: int = 0) -> Path:
         return tiny.cached(family, seed=seed, root=tiny_model_root)
+
+    return get
+
+
+# A model taught through LLaMA-Factory to answer every exam prompt with one letter: what the family, serving and
+# WebUI tests run on, since its answers are known in advance.
+TRAIN_SUBJECTS = "cmmlu:genetics,cmmlu:nutrition,cmmlu:virology"  # medical, but not among the paper's subjects
+TRAIN_RECORDS = 96
+
+
+@pytest.fixture(scope="session")
+def letter_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A dataset dir with `letter_train` (exam prompts → "C") and `letter_test` (held-out exam prompts)."""
+    root = tmp_path_factory.mktemp("letter-data")
+    train = [{"instruction": text, "input": "", "output": LETTER} for text in exam_prompts(TRAIN_SUBJECTS)]
+    train = train[:: max(1, len(train) // TRAIN_RECORDS)][:TRAIN_RECORDS]
+    test = [
+        {"instruction": text, "input": "", "output": LETTER, "id": f"held-out-{i}"}
+        for i, text in enumerate(exam_prompts("ceval:physician", 12))
+    ]
+    for name, rows in (("letter_train", train), ("letter_test", test)):
+        (root / f"{name}.jsonl").write_text(
+            "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8"
+        )
+    columns = {"prompt": "instruction", "query": "input", "response": "output"}
+    info = {
+        name: {"file_name": f"{name}.jsonl", "formatting": "alpaca", "columns": columns}
+        for name in ("letter_train", "letter_test")
+    }
+    (root / "dataset_info.json").write_text(json.dumps(info, indent=1), encoding="utf-8")
+    return root
+
+
+@pytest.fixture(scope="session")
+def taught(tiny_model, letter_data: Path, tmp_path_factory: pytest.TempPathFactory):
+    """Factory: family → (base model, adapter taught to answer "C"), trained once per session by the real recipe."""
+    done: dict[str, tuple[Path, Path]] = {}
+
+    def get(family: str) -> tuple[Path, Path]:
+        if family not in done:
+            model = tiny_model(family)
+            out = tmp_path_factory.mktemp(f"{family}-letter")
+            adapter = out / "adapter"
+            llamafactory(
+                "train",
+                FAMILIES[family][0],
+                [
+                    f"model_name_or_path={model}",
+                    "dataset=letter_train",
+                    f"dataset_dir={letter_data}",
+                    f"output_dir={adapter}",
+                    "max_steps=40",
+                    "learning_rate=0.01",
+                    "warmup_steps=0",
+                    "lora_dropout=0",
+                    "save_strategy='no'",
+                    *CPU,
+                ],
+                out / "train.log",
+            )
+            done[family] = (model, adapter)
+        return done[family]
 
     return get

@@ -8,58 +8,16 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from lfcli import CPU, FAMILIES, REPO_ROOT, llamafactory
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
-CLI = Path(sys.executable).with_name("llamafactory-cli")
 DEMO_TEST = REPO_ROOT / "demo" / "data" / "medasst_test.jsonl"
-
-# family (medasst.tiny) → (train recipe, predict recipe, export recipe, a marker of the template in the prompt)
-FAMILIES = {
-    "qwen2": ("medasst_qwen2", "medasst_qwen2_predict", "medasst_qwen2_export", "<|im_start|>user\n"),
-    "llama3": (
-        "llama3_baseline",
-        "llama3_baseline_predict",
-        "llama3_baseline_export",
-        "<|start_header_id|>user<|end_header_id|>",
-    ),
-    "gemma": ("gemma_baseline", "gemma_baseline_predict", "gemma_baseline_export", "<start_of_turn>user\n"),
-    "mistral": ("mistral_baseline", "mistral_baseline_predict", "mistral_baseline_export", "[INST]"),
-}
 MAX_SAMPLES = 8
-# CPU overrides shared by every run: the recipes are bf16 for the A10, which TrainingArguments refuses without a
-# bf16 GPU; and 16 tokenizer processes / 4 loader workers cost ~20 s a run on 2 cores for 8 records
-CPU = ["bf16=false", "preprocessing_num_workers=1", "dataloader_num_workers=0"]
 
 pytestmark = pytest.mark.slow
-
-
-def llamafactory(command: str, recipe: str, overrides: list[str], log: Path) -> None:
-    """`llamafactory-cli <command> recipes/<recipe>.yaml k=v ...` from the repo root; fail with the log tail."""
-    env = dict(os.environ)
-    for var in ("USE_MODELSCOPE_HUB", "FORCE_TORCHRUN", "ALLOW_EXTRA_ARGS", "USE_RAY", "USE_MCA", "NNODES"):
-        env.pop(var, None)
-    env.update(
-        HF_HUB_OFFLINE="1",
-        HF_DATASETS_OFFLINE="1",
-        TRANSFORMERS_OFFLINE="1",
-        TOKENIZERS_PARALLELISM="false",
-        CUDA_VISIBLE_DEVICES="",  # CPU even on a GPU host: one process, no torchrun
-        HF_DATASETS_CACHE=str(log.parent / "hf-datasets-cache"),
-        PYTHONHASHSEED="0",
-    )
-    cmd = [str(CLI), command, f"recipes/{recipe}.yaml", *overrides]
-    with open(log, "w", encoding="utf-8") as out:
-        proc = subprocess.run(cmd, cwd=REPO_ROOT, env=env, stdout=out, stderr=subprocess.STDOUT, timeout=600)
-    if proc.returncode != 0:
-        tail = log.read_text(encoding="utf-8", errors="replace")[-4000:]
-        pytest.fail(f"{' '.join(cmd)} exited {proc.returncode}:\n{tail}")
 
 
 def demo_test_records() -> list[dict]:
