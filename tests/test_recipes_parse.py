@@ -27,6 +27,8 @@ SYSTEMS: dict[str, tuple[str | None, str, str | None]] = {
 TRAIN = [t for t, _, _ in SYSTEMS.values() if t]
 PREDICT = [p for _, p, _ in SYSTEMS.values()]
 EXPORT = [e for _, _, e in SYSTEMS.values() if e]
+# chat / webchat / api recipes of MedAsst (the baselines differ by three lines: recipes/README.md)
+INFER = ["medasst_qwen2_infer", "medasst_qwen2_infer_vllm", "medasst_qwen2_merged_infer"]
 BASELINES = ["llama3_baseline", "gemma_baseline", "mistral_baseline"]
 
 # ModelScope ids (USE_MODELSCOPE_HUB=1), the HF id each stands for, LLaMA-Factory's model name, and the template.
@@ -94,7 +96,7 @@ def parsed_value(parsed: dict[str, Any], key: str) -> Any:
 
 def test_recipe_set_is_complete() -> None:
     on_disk = {p.stem for p in RECIPES.glob("*.yaml")} | {p.stem for p in RECIPES.glob("*.yml")}
-    assert on_disk == set(TRAIN + PREDICT + EXPORT), "classify every recipe in this test"
+    assert on_disk == set(TRAIN + PREDICT + EXPORT + INFER), "classify every recipe in this test"
     assert {p.name for p in (RECIPES / "deepspeed").glob("*.json")} == {"ds_z2_config.json", "ds_z3_config.json"}
     assert (RECIPES / "README.md").is_file()
 
@@ -224,3 +226,33 @@ def test_deepspeed_configs() -> None:
     assert z2["zero_optimization"]["stage"] == 2
     assert z3["zero_optimization"]["stage"] == 3
     assert z3["zero_optimization"]["stage3_gather_16bit_weights_on_model_save"] is True
+
+
+@pytest.mark.parametrize("name", INFER)
+def test_infer_recipe_serves_what_was_trained(name: str, monkeypatch) -> None:
+    """Parsed by LF's own parser; model, adapter, template and system prompt as in training; greedy by default."""
+    from llamafactory.hparams import get_infer_args, parser
+
+    required: list[str] = []
+    if name.endswith("_vllm"):  # vLLM cannot be installed beside our torch: record LF's demand for it instead
+        monkeypatch.setattr(parser, "check_version", lambda requirement, mandatory=False: required.append(requirement))
+    cfg = load(name)
+    model, data, finetuning, generating = get_infer_args(dict(cfg))
+    train = load("medasst_qwen2")
+    assert cfg["trust_remote_code"] is False and model.trust_remote_code is False
+    assert data.template == train["template"] and data.default_system == train["default_system"]
+    assert generating.do_sample is False and generating.max_new_tokens == 512
+    if name == "medasst_qwen2_merged_infer":
+        assert model.model_name_or_path == load("medasst_qwen2_export")["export_dir"]
+        assert model.adapter_name_or_path is None
+    else:
+        assert model.model_name_or_path == train["model_name_or_path"]
+        assert model.adapter_name_or_path == [train["output_dir"]] and finetuning.finetuning_type == "lora"
+    if name.endswith("_vllm"):
+        assert model.infer_backend == "vllm" and "vllm" in required
+        # LF's vLLM engine reads vllm_maxlen, not cutoff_len: prompt budget + answer budget
+        assert model.vllm_maxlen == train["cutoff_len"] + generating.max_new_tokens
+        tp = model.vllm_config["tensor_parallel_size"]
+        assert 28 % tp == 0 and 4 % tp == 0  # Qwen2-7B: 28 attention heads, 4 KV heads
+    else:
+        assert model.infer_backend == "huggingface"
