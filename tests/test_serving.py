@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import concurrent.futures
 import json
+import subprocess
 import urllib.request
+from pathlib import Path
 
 import pytest
-from lfcli import LETTER, exam_prompts
+from lfcli import CLI, LETTER, REPO_ROOT, exam_prompts, lf_env
 from servers import free_port, lf_server
 
 pytestmark = pytest.mark.slow
@@ -122,3 +124,29 @@ def test_malformed_requests_get_4xx_and_the_server_stays_up(api, messages, detai
         assert detail in json.dumps(err.value.body)
     assert proc.poll() is None
     assert openai.models.list().data, "still serving"
+
+
+def test_chat_cli_answers_from_stdin(taught, tmp_path: Path):
+    """`llamafactory-cli chat recipes/medasst_qwen2_infer.yaml`, typed into as a user does."""
+    model, adapter = taught("qwen2")
+    args = [str(CLI), "chat", "recipes/medasst_qwen2_infer.yaml", f"model_name_or_path={model}"]
+    args += [f"adapter_name_or_path={adapter}", "max_new_tokens=8"]
+    proc = subprocess.run(
+        args, cwd=REPO_ROOT, env=lf_env(tmp_path), input="饮酒以后可以服用西地那非吗\nexit\n",
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "User: Assistant: " in proc.stdout, proc.stdout[-2000:]
+
+
+def test_webchat_serves_on_127_0_0_1(taught, tmp_path: Path):
+    model, adapter = taught("qwen2")
+    port = free_port()
+    args = ["webchat", "recipes/medasst_qwen2_infer.yaml", f"model_name_or_path={model}"]
+    args.append(f"adapter_name_or_path={adapter}")
+    env = {"GRADIO_SERVER_NAME": "127.0.0.1", "GRADIO_SERVER_PORT": str(port), "GRADIO_ANALYTICS_ENABLED": "False"}
+    with lf_server(args, tmp_path / "webchat.log", f"http://127.0.0.1:{port}/", env) as proc:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=10) as page:
+            assert page.status == 200 and b"gradio" in page.read().lower()
+        assert proc.poll() is None
+    assert proc.poll() is not None, "stopped by the test"
