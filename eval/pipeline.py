@@ -198,9 +198,7 @@ def _model_steps_child(steps: list[tuple[str, list[str]]], conn) -> None:
         except Exception:  # one broken step is that step's failure, not the end of the other steps
             traceback.print_exc()
             codes[name] = 1
-    conn.send(
-        {"pid": os.getpid(), "codes": codes, "max_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024}
-    )
+    conn.send({"pid": os.getpid(), "codes": codes, "max_rss_mib": peak_rss_mib()})
     conn.close()
 
 

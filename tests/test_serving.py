@@ -142,11 +142,13 @@ def test_chat_cli_answers_from_stdin(taught, tmp_path: Path):
 def test_webchat_serves_on_127_0_0_1(taught, tmp_path: Path):
     model, adapter = taught("qwen2")
     port = free_port()
-    args = ["webchat", "recipes/medasst_qwen2_infer.yaml", f"model_name_or_path={model}"]
+    # from a scratch folder: the WebUI code writes llamaboard_cache/ into its working directory
+    args = ["webchat", str(REPO_ROOT / "recipes/medasst_qwen2_infer.yaml"), f"model_name_or_path={model}"]
     args.append(f"adapter_name_or_path={adapter}")
     env = {"GRADIO_SERVER_NAME": "127.0.0.1", "GRADIO_SERVER_PORT": str(port), "GRADIO_ANALYTICS_ENABLED": "False"}
-    with lf_server(args, tmp_path / "webchat.log", f"http://127.0.0.1:{port}/", env) as proc:
+    with lf_server(args, tmp_path / "webchat.log", f"http://127.0.0.1:{port}/", env, cwd=tmp_path) as proc:
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=10) as page:
             assert page.status == 200 and b"gradio" in page.read().lower()
         assert proc.poll() is None
     assert proc.poll() is not None, "stopped by the test"
+    assert not (REPO_ROOT / "llamaboard_cache").exists(), "nothing written into the checkout"
