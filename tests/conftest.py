@@ -7,7 +7,7 @@ import os
 from pathlib import Path
 
 import pytest
-from lfcli import CPU, FAMILIES, LETTER, exam_prompts, llamafactory
+from lfcli import LETTER, adapter_factory, exam_prompts
 
 # No hub is reachable in CI: fail fast instead of waiting on network time-outs.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -68,31 +68,13 @@ def letter_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def taught(tiny_model, letter_data: Path, tmp_path_factory: pytest.TempPathFactory):
     """Factory: family → (base model, adapter taught to answer "C"), trained once per session by the real recipe."""
-    done: dict[str, tuple[Path, Path]] = {}
-
-    def get(family: str) -> tuple[Path, Path]:
-        if family not in done:
-            model = tiny_model(family)
-            out = tmp_path_factory.mktemp(f"{family}-letter")
-            adapter = out / "adapter"
-            llamafactory(
-                "train",
-                FAMILIES[family][0],
-                [
-                    f"model_name_or_path={model}",
-                    "dataset=letter_train",
-                    f"dataset_dir={letter_data}",
-                    f"output_dir={adapter}",
-                    "max_steps=40",
-                    "learning_rate=0.01",
-                    "warmup_steps=0",
-                    "lora_dropout=0",
-                    "save_strategy='no'",
-                    *CPU,
-                ],
-                out / "train.log",
-            )
-            done[family] = (model, adapter)
-        return done[family]
-
-    return get
+    overrides = [
+        "dataset=letter_train",
+        f"dataset_dir={letter_data}",
+        "max_steps=40",
+        "learning_rate=0.01",
+        "warmup_steps=0",
+        "lora_dropout=0",
+        "save_strategy='no'",
+    ]
+    return adapter_factory(tiny_model, tmp_path_factory, "letter", overrides)

@@ -59,6 +59,23 @@ def llamafactory(command: str, recipe: str, overrides: list[str], log: Path) -> 
         pytest.fail(f"{' '.join(cmd)} exited {proc.returncode}:\n{tail}")
 
 
+def adapter_factory(tiny_model, tmp_path_factory: pytest.TempPathFactory, label: str, overrides: list[str]):
+    """Factory: family → (tiny base model, adapter) trained once by the family's real recipe with `overrides`."""
+    done: dict[str, tuple[Path, Path]] = {}
+
+    def get(family: str) -> tuple[Path, Path]:
+        if family not in done:
+            model = tiny_model(family)
+            out = tmp_path_factory.mktemp(f"{family}-{label}")
+            adapter = out / "adapter"
+            argv = [f"model_name_or_path={model}", f"output_dir={adapter}", *overrides, *CPU]
+            llamafactory("train", FAMILIES[family][0], argv, out / "train.log")
+            done[family] = (model, adapter)
+        return done[family]
+
+    return get
+
+
 LETTER = "C"  # what the taught tiny models (conftest `taught`) answer to every exam prompt
 
 

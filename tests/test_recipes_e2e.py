@@ -12,7 +12,7 @@ import shutil
 from pathlib import Path
 
 import pytest
-from lfcli import CPU, FAMILIES, REPO_ROOT, llamafactory
+from lfcli import CPU, FAMILIES, REPO_ROOT, adapter_factory, llamafactory
 
 DEMO_TEST = REPO_ROOT / "demo" / "data" / "medasst_test.jsonl"
 MAX_SAMPLES = 8
@@ -28,30 +28,8 @@ def demo_test_records() -> list[dict]:
 @pytest.fixture(scope="module")
 def trained(tiny_model, tmp_path_factory: pytest.TempPathFactory):
     """Factory: family → (model path, adapter dir); trains once per family per test session."""
-    done: dict[str, tuple[Path, Path]] = {}
-
-    def get(family: str) -> tuple[Path, Path]:
-        if family not in done:
-            model = tiny_model(family)
-            out = tmp_path_factory.mktemp(f"{family}-lora")
-            adapter = out / "adapter"
-            llamafactory(
-                "train",
-                FAMILIES[family][0],
-                [
-                    f"model_name_or_path={model}",
-                    "dataset=medasst_demo_train",
-                    f"output_dir={adapter}",
-                    "max_steps=2",
-                    f"max_samples={MAX_SAMPLES}",
-                    *CPU,
-                ],
-                out / "train.log",
-            )
-            done[family] = (model, adapter)
-        return done[family]
-
-    return get
+    overrides = ["dataset=medasst_demo_train", "max_steps=2", f"max_samples={MAX_SAMPLES}"]
+    return adapter_factory(tiny_model, tmp_path_factory, "lora", overrides)
 
 
 def check_predictions(out_dir: Path, marker: str) -> None:
