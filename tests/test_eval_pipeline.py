@@ -164,6 +164,8 @@ def test_paper_config_matches_the_recipes():
     config = pipeline.load_config(REPO_ROOT / "eval" / "configs" / "paper.yaml")
     assert [s.name for s in config.systems] == ["LlaMa-3-8B", "Gemma-7B", "Mistral-7B", "Qwen2-7B", "MedAsst"]
     assert config.steps == pipeline.STEPS and config.dataset == "medasst_test"
+    # generated as the paper did, through the HF path; vLLM only when asked for
+    assert config.generate["backend"] == "hf"
     recipes = {}
     for path in sorted((REPO_ROOT / "recipes").glob("*.yaml")):
         recipe = yaml.safe_load(path.read_text(encoding="utf-8"))
