@@ -9,6 +9,7 @@ from pathlib import Path
 
 from converters import progress
 from converters.fetch import FetchError, fetch
+from converters.parallel import usable_cores
 from converters.pipeline import Options, build
 from converters.records import ConversionError
 from medasst.facts import DEFAULT_DATA_DIR, SOURCES
@@ -27,6 +28,13 @@ def main(argv: list[str] | None = None) -> int:
     b.add_argument("--keep-duplicates", action="store_true", help="skip exact de-duplication (the paper's counts)")
     b.add_argument(
         "--keep-test-overlap", action="store_true", help="keep train records whose question is in a test split"
+    )
+    b.add_argument(
+        "--workers",
+        type=int,
+        default=None,
+        help="processes that read and clean the JSON Lines sources in chunks (default: one per usable core); "
+        "the outputs are identical for any number",
     )
     b.add_argument("--no-progress", action="store_true")
 
@@ -49,6 +57,7 @@ def main(argv: list[str] | None = None) -> int:
                 max_chars=args.max_chars,
                 dedup=not args.keep_duplicates,
                 drop_test_overlap=not args.keep_test_overlap,
+                workers=usable_cores() if args.workers is None else args.workers,
             )
             manifest = build(opts)
             for split, info in manifest["merged"].items():

@@ -12,9 +12,9 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from converters import progress
-from converters.readers import iter_jsonl, open_lines, present
-from converters.records import Record, Skip, locator
+from converters.jobs import LineJob, read_jobs
+from converters.readers import present
+from converters.records import Record, Skip
 
 SOURCE = "huatuo26m"
 ENCYCLOPEDIA = "huatuo_encyclopedia_qa"
@@ -29,20 +29,19 @@ def inputs(raw_dir: Path, split: str) -> list[Path | None]:
     return present(raw_dir, RAW_FILES[split])
 
 
-def read(raw_dir: Path, split: str) -> Iterator[Record | Skip]:
+def line_jobs(raw_dir: Path, split: str) -> list[LineJob]:
+    jobs = []
     for path in inputs(raw_dir, split):
         if path is None:
             continue
         kind = "sft" if path.parent.name == SFT else "encyclopedia"
         convert = _sft if kind == "sft" else _encyclopedia
-        with open_lines(path) as fh:
-            at = locator(path, raw_dir)
-            for item in iter_jsonl(progress.lines(fh, path.stat().st_size, f"{SOURCE} {split} {kind}"), at):
-                if isinstance(item, Skip):
-                    yield item
-                    continue
-                lineno, obj = item
-                yield convert(obj, at(lineno), f"{SOURCE}-{split}-{kind}-{lineno}")
+        jobs.append(LineJob(path, convert, f"{SOURCE}-{split}-{kind}", f"{SOURCE} {split} {kind}"))
+    return jobs
+
+
+def read(raw_dir: Path, split: str) -> Iterator[Record | Skip]:
+    return read_jobs(line_jobs(raw_dir, split), raw_dir)
 
 
 def _first_text(value: Any, key: str, at: str) -> str | Skip:

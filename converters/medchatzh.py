@@ -8,9 +8,10 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
-from converters import fields, progress
-from converters.readers import iter_jsonl, open_lines, present
-from converters.records import Record, Skip, locator
+from converters import fields
+from converters.jobs import LineJob, read_jobs
+from converters.readers import present
+from converters.records import Record, Skip
 
 SOURCE = "medchatzh"
 RAW_FILES: dict[str, tuple[str, ...]] = {
@@ -23,15 +24,10 @@ def inputs(raw_dir: Path, split: str) -> list[Path | None]:
     return present(raw_dir, RAW_FILES[split])
 
 
-def read(raw_dir: Path, split: str) -> Iterator[Record | Skip]:
+def line_jobs(raw_dir: Path, split: str) -> list[LineJob]:
     (path,) = inputs(raw_dir, split)
-    if path is None:
-        return
-    with open_lines(path) as fh:
-        at = locator(path, raw_dir)
-        for item in iter_jsonl(progress.lines(fh, path.stat().st_size, f"{SOURCE} {split}"), at):
-            if isinstance(item, Skip):
-                yield item
-                continue
-            lineno, obj = item
-            yield fields.alpaca(obj, at(lineno), f"{SOURCE}-{split}-{lineno}")
+    return [] if path is None else [LineJob(path, fields.alpaca, f"{SOURCE}-{split}", f"{SOURCE} {split}")]
+
+
+def read(raw_dir: Path, split: str) -> Iterator[Record | Skip]:
+    return read_jobs(line_jobs(raw_dir, split), raw_dir)

@@ -9,6 +9,7 @@ of the input bytes. Nothing is visible under a final name until the whole build 
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -36,6 +37,9 @@ class Options:
     # duplicates and test questions in train inflate the evaluation.
     dedup: bool = True
     drop_test_overlap: bool = True
+    # processes that read, clean and key JSON Lines chunks; 1 = all in this process. Outputs are identical.
+    workers: int = 1
+    chunk_bytes: int = 4 << 20  # whole lines per chunk handed to a worker
 
 
 @dataclass
@@ -48,6 +52,8 @@ def build(opts: Options) -> dict:
     unknown = [s for s in opts.sources if s not in MODULES]
     if unknown:
         raise ConversionError(f"unknown source(s) {unknown}; choose from {list(SOURCES)}")
+    if opts.workers < 1:
+        raise ConversionError(f"--workers must be at least 1, got {opts.workers}")
     if not opts.raw_dir.is_dir():
         raise ConversionError(f"raw dir {opts.raw_dir} does not exist")
     sources = [s for s in SOURCES if s in opts.sources]  # canonical order whatever the CLI order
@@ -101,43 +107,86 @@ def _report_missing(presence: dict, strict: bool) -> None:
         log.warning("raw file missing, skipped: %s", line)
 
 
+@dataclass(frozen=True)
+class Prep:
+    """What the serial pass needs of one record; computed by `prepare`, in a worker or in this process."""
+
+    need_qkey: bool  # the test split (its questions filter train), or train with the overlap filter on
+    dedup: bool
+    max_chars: int | None
+    source: str
+
+
+def prepare(item: Record | Skip, how: Prep) -> Skip | tuple[bytes, bytes | None, bytes | None, str]:
+    """Clean, length-check, serialise and key one record: (line, content key, question key, repair) or a Skip.
+
+    Pure per record, so it can run in any process; everything that depends on earlier records (duplicates,
+    test overlap, the writes) is left to `_apply`, which sees the records in file order.
+    """
+    if item.__class__ is not Record:
+        return item
+    item = clean_record(item)
+    if item.__class__ is not Record:
+        return item
+    max_chars = how.max_chars
+    if max_chars is not None and _length(item) > max_chars:
+        return Skip("too_long", item.where, f"{_length(item)} chars")
+    line = _dump(item, how.source)
+    return (
+        line,
+        content_key(line) if how.dedup else None,
+        question_key(item) if how.need_qkey else None,
+        item.repaired,
+    )
+
+
 def _convert(source: str, split: str, opts: Options, state: _State, outs: tuple[AtomicWriter, ...]) -> SplitStats:
+    how = Prep(
+        need_qkey=split == "test" or opts.drop_test_overlap, dedup=opts.dedup, max_chars=opts.max_chars, source=source
+    )
+    module = MODULES[source]
+    jobs = module.line_jobs(opts.raw_dir, split) if hasattr(module, "line_jobs") else None
+    if jobs is not None and opts.workers > 1:
+        from converters.parallel import prepared_in_workers
+
+        prepared = prepared_in_workers(jobs, opts.raw_dir, how, opts.workers, opts.chunk_bytes)
+    else:
+        prepared = (prepare(item, how) for item in module.read(opts.raw_dir, split))
+    return _apply(prepared, source, split, opts, state, outs)
+
+
+def _apply(prepared: Iterable, source: str, split: str, opts: Options, state: _State, outs) -> SplitStats:
+    """The serial pass, in file order: counted skips, test-overlap and duplicate filters, writes."""
     # The per-record hot path (millions of iterations): names bound locally, one loop, no extra generator layer.
     stats = SplitStats()
     seen = state.seen[split]
     test_questions = state.test_questions
     filter_in_test = split == "train" and opts.drop_test_overlap
-    dedup = opts.dedup
-    max_chars, strict = opts.max_chars, opts.strict
+    is_test = split == "test"
+    dedup, strict = opts.dedup, opts.strict
     writes = [out.write for out in outs]
     read = written = 0
-    for item in MODULES[source].read(opts.raw_dir, split):
+    for item in prepared:
         read += 1
-        if item.__class__ is Record:
-            item = clean_record(item)
-            if item.__class__ is Record and max_chars is not None and _length(item) > max_chars:
-                item = Skip("too_long", item.where, f"{_length(item)} chars")
-        if item.__class__ is not Record:
+        if item.__class__ is Skip:
             if strict and item.is_error:
                 raise ConversionError(f"{item.where}: {item.reason}" + (f": {item.detail}" if item.detail else ""))
             stats.skip(item.reason)
             continue
-        if filter_in_test and test_questions:  # an empty test set can match nothing
-            qkey = question_key(item)
-            if qkey is not None and qkey in test_questions:
-                stats.skip("in_test")
-                continue
-        line = _dump(item, source)
+        line, ckey, qkey, repaired = item
+        if filter_in_test and test_questions and qkey is not None and qkey in test_questions:
+            # an empty test set can match nothing
+            stats.skip("in_test")
+            continue
         if dedup:
-            ckey = content_key(line)
             if ckey in seen:
                 stats.skip("duplicate")
                 continue
             seen.add(ckey)
-        if split == "test" and (qkey := question_key(item)) is not None:
+        if is_test and qkey is not None:
             test_questions.add(qkey)
-        if item.repaired:
-            stats.repair(item.repaired)
+        if repaired:
+            stats.repair(repaired)
         for write in writes:
             write(line)
         written += 1

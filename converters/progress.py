@@ -13,9 +13,14 @@ _BATCH = 8192
 _BATCH_BYTES = 1 << 20
 
 
+def bytes_bar(total: int | None, desc: str) -> tqdm:
+    """A byte-count bar for one input file; only the building process shows bars, never a worker."""
+    return tqdm(total=total, desc=desc, unit="B", unit_scale=True, disable=_disabled(), leave=False)
+
+
 def lines(stream: BinaryIO, total: int | None, desc: str) -> Iterator[bytes]:
     # `readlines(hint)` splits exactly as iterating the stream does, a batch of lines per call instead of one.
-    with tqdm(total=total, desc=desc, unit="B", unit_scale=True, disable=_disabled(), leave=False) as bar:
+    with bytes_bar(total, desc) as bar:
         for batch in iter(lambda: stream.readlines(_BATCH_BYTES), []):
             yield from batch
             bar.update(sum(map(len, batch)))

@@ -28,9 +28,10 @@ def present(raw_dir: Path, names: Iterable[str]) -> list[Path | None]:
     return [p if (p := raw_dir / name).is_file() else None for name in names]
 
 
-def iter_jsonl(lines: Iterable[bytes], where: Where) -> Iterator[tuple[int, Any] | Skip]:
+def iter_jsonl(lines: Iterable[bytes], where: Where, start: int = 1) -> Iterator[tuple[int, Any] | Skip]:
+    """`(line number, value)` per line; `start` is the number of the first line (a chunk of a larger file)."""
     loads = orjson.loads
-    for lineno, raw in enumerate(lines, 1):
+    for lineno, raw in enumerate(lines, start):
         if lineno == 1 and raw.startswith(BOM):
             raw = raw[3:]
         # Trailing CR/LF is JSON whitespace, so the line parses as is (no copy); the stripped copy is made only

@@ -1,0 +1,101 @@
+"""JSON Lines files prepared by worker processes in chunks of whole lines, handed back in file order.
+
+This process reads each file in `chunk_bytes` blocks cut at a line end, numbers their lines, and gives them to
+a pool; workers parse, convert, clean, serialise and key the records (`pipeline.prepare`, pure per record); the
+results come back in submission order, so the serial pass that filters and writes (`pipeline._apply`) sees
+exactly the sequence a single process would, and the outputs are byte-identical. At most two chunks per worker
+are in flight, which bounds memory whatever the file size.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+from collections import deque
+from collections.abc import Iterator
+from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from io import BytesIO
+from pathlib import Path
+from typing import Any
+
+from converters import progress
+from converters.jobs import LineJob, convert_lines
+from converters.readers import open_lines
+from converters.records import ConversionError
+
+IN_FLIGHT_PER_WORKER = 2
+
+
+def usable_cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
+
+
+def _prepare_chunk(job: LineJob, raw_dir: Path, start: int, data: bytes, how: Any) -> list:
+    from converters.pipeline import prepare
+
+    return [prepare(item, how) for item in convert_lines(job, raw_dir, BytesIO(data), start)]
+
+
+def _chunks(job: LineJob, chunk_bytes: int) -> Iterator[tuple[int, int, bytes]]:
+    """(first line number, last line number, bytes) of whole lines; the last line may lack its newline."""
+    start = 1
+    carry = b""
+    with open_lines(job.path) as fh:
+        while True:
+            block = fh.read(chunk_bytes)
+            if not block:
+                break
+            data = carry + block
+            cut = data.rfind(b"\n") + 1
+            if cut == 0:  # one line longer than a chunk: keep reading until it ends
+                carry = data
+                continue
+            carry = data[cut:]
+            lines = data.count(b"\n", 0, cut)
+            yield start, start + lines - 1, data[:cut]
+            start += lines
+    if carry:
+        yield start, start, carry
+
+
+def _context():
+    # fork: workers start at once and inherit the loaded modules; elsewhere the platform's default
+    methods = multiprocessing.get_all_start_methods()
+    return multiprocessing.get_context("fork" if "fork" in methods else None)
+
+
+def prepared_in_workers(jobs: list[LineJob], raw_dir: Path, how: Any, workers: int, chunk_bytes: int) -> Iterator:
+    """Every prepared record of `jobs`, in file order, from `workers` processes."""
+    if chunk_bytes < 1:
+        raise ConversionError("chunk size must be at least 1 byte")
+    pool = ProcessPoolExecutor(max_workers=workers, mp_context=_context())
+    pending: deque[tuple[LineJob, int, int, Future]] = deque()
+    try:
+        for job in jobs:
+            with progress.bytes_bar(job.path.stat().st_size, job.desc) as bar:
+                for first, last, data in _chunks(job, chunk_bytes):
+                    pending.append((job, first, last, pool.submit(_prepare_chunk, job, raw_dir, first, data, how)))
+                    bar.update(len(data))
+                    while len(pending) >= workers * IN_FLIGHT_PER_WORKER:
+                        yield from _result(*pending.popleft(), raw_dir)
+                while pending:
+                    yield from _result(*pending.popleft(), raw_dir)
+    finally:
+        for *_, future in pending:
+            future.cancel()
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _result(job: LineJob, first: int, last: int, future: Future, raw_dir: Path) -> list:
+    try:
+        return future.result()
+    except BrokenProcessPool:
+        shown = job.path.relative_to(raw_dir) if job.path.is_relative_to(raw_dir) else job.path
+        raise ConversionError(
+            f"{shown}:{first}-{last}: a conversion worker died on these lines (killed, or out of memory); "
+            "nothing was written. Rerun, or use --workers 1 to convert in one process"
+        ) from None

@@ -1,0 +1,111 @@
+"""`converters build --workers N`: chunks prepared in worker processes, outputs byte-identical to one process."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import signal
+from pathlib import Path
+
+import pytest
+
+from converters import __main__ as cli
+from converters import parallel
+from converters.pipeline import Options, build
+from converters.records import ConversionError
+from medasst.facts import DEMO_RAW_DIR, REPO_ROOT
+
+
+def outputs(folder: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in sorted(folder.iterdir())}
+
+
+def convert(raw: Path, out: Path, workers: int, chunk_bytes: int = 4 << 20, **more) -> dict[str, bytes]:
+    build(Options(raw_dir=raw, out_dir=out, workers=workers, chunk_bytes=chunk_bytes, **more))
+    return outputs(out)
+
+
+@pytest.mark.parametrize("workers", [2, 4])
+def test_demo_build_is_byte_identical_for_any_worker_count(tmp_path: Path, workers: int):
+    single = convert(DEMO_RAW_DIR, tmp_path / "one", 1)
+    # 700-byte chunks: every JSON Lines file is cut many times, mid-file and at its last line
+    assert convert(DEMO_RAW_DIR, tmp_path / "many", workers, chunk_bytes=700) == single
+    assert convert(DEMO_RAW_DIR, tmp_path / "big", workers) == single
+
+
+def test_chunks_are_whole_numbered_lines(tmp_path: Path):
+    from converters.jobs import LineJob
+
+    path = tmp_path / "x.jsonl"
+    lines = [b'{"a": %d}\n' % i for i in range(1, 40)] + [b'{"long": "' + b"x" * 3000 + b'"}\n', b'{"last": 1}']
+    path.write_bytes(b"".join(lines))
+    job = LineJob(path, lambda *a: None, "x", "x")
+    chunks = list(parallel._chunks(job, 64))
+    assert b"".join(data for _, _, data in chunks) == path.read_bytes()
+    line = 1
+    for first, last, data in chunks:
+        assert first == line and last == first + len(data.splitlines()) - 1
+        assert data.endswith(b"\n") or data == lines[-1]
+        line = last + 1
+    assert line == len(lines) + 1
+
+
+@pytest.mark.slow
+def test_synthetic_200k_build_is_byte_identical(tmp_path: Path):
+    spec = importlib.util.spec_from_file_location("bench_convert", REPO_ROOT / "bench" / "convert.py")
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    raw = tmp_path / "raw"
+    bench.generate(raw, 200_000)
+    single = convert(raw, tmp_path / "w1", 1)
+    for workers in (2, 4):
+        assert convert(raw, tmp_path / f"w{workers}", workers, chunk_bytes=1 << 20) == single, workers
+        (tmp_path / f"w{workers}").rename(tmp_path / f"done{workers}")
+
+
+def test_a_killed_worker_fails_the_build_and_keeps_the_previous_outputs(tmp_path: Path, monkeypatch):
+    out = tmp_path / "data"
+    before = convert(DEMO_RAW_DIR, out, 1)
+    from converters import pipeline
+
+    real, main_pid = pipeline.prepare, os.getpid()
+
+    def dies_in_a_worker(item, how):
+        if os.getpid() != main_pid and "huatuo_encyclopedia_qa" in getattr(item, "where", ""):
+            os.kill(os.getpid(), signal.SIGKILL)
+        return real(item, how)
+
+    monkeypatch.setattr(pipeline, "prepare", dies_in_a_worker)  # forked workers inherit it
+    with pytest.raises(
+        ConversionError, match=r"huatuo_encyclopedia_qa/\w+_datasets\.jsonl:\d+-\d+: a conversion worker"
+    ):
+        convert(DEMO_RAW_DIR, out, 2, chunk_bytes=700)
+    assert outputs(out) == before, "the previous build's files, byte for byte"
+    assert not [p for p in out.iterdir() if p.name.startswith(".")], "no temp files left"
+
+
+def test_strict_stops_at_the_same_record_in_workers(tmp_path: Path):
+    raw = tmp_path / "raw"
+    for path in DEMO_RAW_DIR.rglob("*"):
+        if path.is_file():
+            target = raw / path.relative_to(DEMO_RAW_DIR)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(path.read_bytes())
+    train = raw / "MedChatZH" / "MedChatZH_train.json"
+    lines = train.read_bytes().splitlines(keepends=True)
+    lines[7] = b'{"instruction": "broken\n'
+    train.write_bytes(b"".join(lines))
+    messages = []
+    for workers in (1, 2):
+        with pytest.raises(ConversionError) as err:
+            convert(raw, tmp_path / f"out{workers}", workers, chunk_bytes=300, strict=True)
+        messages.append(str(err.value))
+    assert messages[0] == messages[1] and "MedChatZH/MedChatZH_train.json:8: bad_json" in messages[0]
+    assert not (tmp_path / "out2").exists() or not list((tmp_path / "out2").glob("*.jsonl"))
+
+
+def test_bad_worker_count_is_one_line(tmp_path: Path, capsys):
+    code = cli.main(["build", "--raw-dir", str(DEMO_RAW_DIR), "--out-dir", str(tmp_path), "--workers", "0"])
+    assert code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == ["error: --workers must be at least 1, got 0"] or (len(err) == 1 and "--workers" in err[0])
