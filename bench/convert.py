@@ -1,22 +1,26 @@
 """Converter throughput: synthesise N raw records in the four upstream formats, convert, compare to plain orjson.
 
-    python bench/convert.py [--records 1470684] [--workdir /tmp/medasst-bench] [--keep]
+    python bench/convert.py [--records 1470684] [--workers N ...] [--workdir /tmp/medasst-bench] [--keep]
 
 Records are split in Table 1 proportions (huatuo26m further split 362,420 : 226,042 between the encyclopedia and
 HuatuoGPT-sft files) with text lengths near the real averages (≈2 GB of raw files at full size), plus test
-splits the size of the real ones. The conversion runs in a child process so its peak RSS is its own. The
-baseline is orjson parsing and re-serialising the same raw bytes with no cleaning, filtering or hashing.
+splits the size of the real ones. Each conversion runs in a child process; its peak memory is the peak of
+the summed RSS of that process and its workers, sampled every 20 ms from /proc. The baseline is orjson parsing
+and re-serialising the same raw bytes with no cleaning, filtering or hashing, measured in the same run. Every
+worker count's outputs are checked byte-identical to the first one's.
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
+import os
 import random
-import resource
 import shutil
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -120,35 +124,88 @@ def orjson_baseline(raw: Path) -> float:
     return time.perf_counter() - start
 
 
+def tree_rss_kib(pid: int) -> int:
+    """Summed VmRSS of `pid` and all its descendants (Linux /proc)."""
+    total, todo = 0, [pid]
+    while todo:
+        current = todo.pop()
+        try:
+            status = Path(f"/proc/{current}/status").read_text()
+            total += int(next(line.split()[1] for line in status.splitlines() if line.startswith("VmRSS:")))
+            for task in Path(f"/proc/{current}/task").iterdir():
+                todo += [int(c) for c in (task / "children").read_text().split()]
+        except (OSError, StopIteration, ValueError):
+            continue
+    return total
+
+
+def run_convert(raw: Path, out: Path, workers: int) -> tuple[float, float]:
+    """(seconds, peak MiB of the converter's process tree) of one build."""
+    cmd = [sys.executable, "-m", "converters", "build", "--raw-dir", str(raw), "--out-dir", str(out)]
+    cmd += ["--no-progress", "--workers", str(workers)]
+    start = time.perf_counter()
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    peak = 0
+    done = threading.Event()
+
+    def sample() -> None:
+        nonlocal peak
+        while not done.wait(0.02):
+            peak = max(peak, tree_rss_kib(proc.pid))
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    code = proc.wait()
+    seconds = time.perf_counter() - start
+    done.set()
+    sampler.join()
+    if code:
+        raise SystemExit(f"converter exited {code}")
+    return seconds, peak / 1024
+
+
+def digests(out: Path) -> dict[str, str]:
+    return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(out.iterdir())}
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--records", type=int, default=PAPER_TRAIN_TOTAL, help="training records (Table 1 shares)")
+    parser.add_argument(
+        "--workers", type=int, nargs="+", default=[1, len(os.sched_getaffinity(0))], help="worker counts to run"
+    )
     parser.add_argument("--workdir", type=Path, default=Path("/tmp/medasst-bench"))
     parser.add_argument("--keep", action="store_true", help="keep the generated raw files and outputs")
     args = parser.parse_args()
 
-    raw, out = args.workdir / "raw", args.workdir / "out"
+    raw = args.workdir / "raw"
     shutil.rmtree(args.workdir, ignore_errors=True)
     t0 = time.perf_counter()
     generate(raw, args.records)
     raw_bytes = sum(p.stat().st_size for p in raw.rglob("*") if p.is_file())
     print(
         f"generated {args.records:,} train records, {raw_bytes / 2**20:,.0f} MiB raw"
-        f" in {time.perf_counter() - t0:.1f} s"
+        f" in {time.perf_counter() - t0:.1f} s; load average {os.getloadavg()[0]:.2f}"
     )
-
-    cmd = [sys.executable, "-m", "converters", "build", "--raw-dir", str(raw), "--out-dir", str(out), "--no-progress"]
-    start = time.perf_counter()
-    subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    convert_s = time.perf_counter() - start
-    peak_rss_mib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
-    manifest = orjson.loads((out / "manifest.json").read_bytes())
-    read = sum(e[s]["read"] for e in manifest["sources"].values() for s in ("train", "test") if s in e)
-
     base_s = orjson_baseline(raw)
-    print(f"convert: {convert_s:.1f} s, {read / convert_s:,.0f} raw records/s, peak RSS {peak_rss_mib:,.0f} MiB")
+    print(f"orjson parse+dump of the same bytes: {base_s:.1f} s")
+    reference = None
+    for workers in dict.fromkeys(args.workers):
+        out = args.workdir / f"out-{workers}"
+        convert_s, peak_mib = run_convert(raw, out, workers)
+        manifest = orjson.loads((out / "manifest.json").read_bytes())
+        read = sum(e[s]["read"] for e in manifest["sources"].values() for s in ("train", "test") if s in e)
+        same = digests(out)
+        reference = reference or same
+        print(
+            f"workers {workers}: {convert_s:.1f} s, {read / convert_s:,.0f} raw records/s, peak RSS (all processes)"
+            f" {peak_mib:,.0f} MiB, converter / orjson = {convert_s / base_s:.2f}x,"
+            f" outputs {'identical' if same == reference else 'DIFFERENT'}"
+        )
+        if same != reference:
+            return 1
     print(f"written: train {manifest['merged']['train']['written']:,}, test {manifest['merged']['test']['written']:,}")
-    print(f"orjson parse+dump of the same bytes: {base_s:.1f} s; converter / orjson = {convert_s / base_s:.2f}x")
+    print(f"load average after: {os.getloadavg()[0]:.2f}")
     if not args.keep:
         shutil.rmtree(args.workdir, ignore_errors=True)
     return 0

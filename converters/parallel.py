@@ -1,10 +1,11 @@
 """JSON Lines files prepared by worker processes in chunks of whole lines, handed back in file order.
 
-This process reads each file in `chunk_bytes` blocks cut at a line end, numbers their lines, and gives them to
-a pool; workers parse, convert, clean, serialise and key the records (`pipeline.prepare`, pure per record); the
-results come back in submission order, so the serial pass that filters and writes (`pipeline._apply`) sees
-exactly the sequence a single process would, and the outputs are byte-identical. At most two chunks per worker
-are in flight, which bounds memory whatever the file size.
+This process scans each file in `chunk_bytes` blocks cut at a line end and numbers their lines; workers read
+their byte range themselves (the raw bytes never go through a pipe), then parse, convert, clean, serialise and
+key the records (`pipeline.prepare`, pure per record). Results come back in submission order, so the serial
+pass that filters and writes (`pipeline._apply`) sees exactly the sequence a single process would, and the
+outputs are byte-identical. At most two chunks per worker are in flight, which bounds memory whatever the file
+size.
 """
 
 from __future__ import annotations
@@ -34,32 +35,36 @@ def usable_cores() -> int:
         return os.cpu_count() or 1
 
 
-def _prepare_chunk(job: LineJob, raw_dir: Path, start: int, data: bytes, how: Any) -> list:
+def _prepare_chunk(job: LineJob, raw_dir: Path, offset: int, length: int, start: int, how: Any) -> list:
     from converters.pipeline import prepare
 
+    with job.path.open("rb") as fh:
+        fh.seek(offset)
+        data = fh.read(length)
     return [prepare(item, how) for item in convert_lines(job, raw_dir, BytesIO(data), start)]
 
 
-def _chunks(job: LineJob, chunk_bytes: int) -> Iterator[tuple[int, int, bytes]]:
-    """(first line number, last line number, bytes) of whole lines; the last line may lack its newline."""
-    start = 1
-    carry = b""
+def _chunks(job: LineJob, chunk_bytes: int) -> Iterator[tuple[int, int, int, int]]:
+    """(byte offset, length, first line, last line) of runs of whole lines; the file's last line may lack "\n"."""
+    offset, start = 0, 1
+    carry = 0  # bytes read past the last cut
     with open_lines(job.path) as fh:
         while True:
             block = fh.read(chunk_bytes)
             if not block:
                 break
-            data = carry + block
-            cut = data.rfind(b"\n") + 1
-            if cut == 0:  # one line longer than a chunk: keep reading until it ends
-                carry = data
+            cut = block.rfind(b"\n") + 1
+            if cut == 0:  # no line end yet: one line longer than a chunk, keep reading
+                carry += len(block)
                 continue
-            carry = data[cut:]
-            lines = data.count(b"\n", 0, cut)
-            yield start, start + lines - 1, data[:cut]
+            lines = block.count(b"\n", 0, cut)
+            length = carry + cut
+            yield offset, length, start, start + lines - 1
+            offset += length
             start += lines
+            carry = len(block) - cut
     if carry:
-        yield start, start, carry
+        yield offset, carry, start, start
 
 
 def _context():
@@ -77,9 +82,10 @@ def prepared_in_workers(jobs: list[LineJob], raw_dir: Path, how: Any, workers: i
     try:
         for job in jobs:
             with progress.bytes_bar(job.path.stat().st_size, job.desc) as bar:
-                for first, last, data in _chunks(job, chunk_bytes):
-                    pending.append((job, first, last, pool.submit(_prepare_chunk, job, raw_dir, first, data, how)))
-                    bar.update(len(data))
+                for offset, length, first, last in _chunks(job, chunk_bytes):
+                    future = pool.submit(_prepare_chunk, job, raw_dir, offset, length, first, how)
+                    pending.append((job, first, last, future))
+                    bar.update(length)
                     while len(pending) >= workers * IN_FLIGHT_PER_WORKER:
                         yield from _result(*pending.popleft(), raw_dir)
                 while pending:

@@ -41,13 +41,17 @@ def test_chunks_are_whole_numbered_lines(tmp_path: Path):
     path.write_bytes(b"".join(lines))
     job = LineJob(path, lambda *a: None, "x", "x")
     chunks = list(parallel._chunks(job, 64))
-    assert b"".join(data for _, _, data in chunks) == path.read_bytes()
+    data = path.read_bytes()
+    assert [offset for offset, *_ in chunks] == [sum(c[1] for c in chunks[:i]) for i in range(len(chunks))]
+    assert sum(length for _, length, *_ in chunks) == len(data)
     line = 1
-    for first, last, data in chunks:
-        assert first == line and last == first + len(data.splitlines()) - 1
-        assert data.endswith(b"\n") or data == lines[-1]
+    for offset, length, first, last in chunks:
+        piece = data[offset : offset + length]
+        assert first == line and last == first + len(piece.splitlines()) - 1
+        assert piece.endswith(b"\n") or piece == lines[-1]
         line = last + 1
     assert line == len(lines) + 1
+    assert any(length > 3000 for _, length, *_ in chunks), "a line longer than a chunk stays whole"
 
 
 @pytest.mark.slow
