@@ -34,6 +34,14 @@ class AtomicWriter:
         if self._buffered >= CHUNK:
             self._flush()
 
+    def write_block(self, data: bytes, records: int) -> None:
+        """`records` whole lines already joined."""
+        self._lines.append(data)
+        self._buffered += len(data)
+        self.records += records
+        if self._buffered >= CHUNK:
+            self._flush()
+
     @property
     def sha256(self) -> str:
         self._flush()

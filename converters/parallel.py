@@ -35,13 +35,13 @@ def usable_cores() -> int:
         return os.cpu_count() or 1
 
 
-def _prepare_chunk(job: LineJob, raw_dir: Path, offset: int, length: int, start: int, how: Any) -> list:
-    from converters.pipeline import prepare
+def _prepare_chunk(job: LineJob, raw_dir: Path, offset: int, length: int, start: int, how: Any) -> tuple:
+    from converters.pipeline import pack
 
     with job.path.open("rb") as fh:
         fh.seek(offset)
         data = fh.read(length)
-    return [prepare(item, how) for item in convert_lines(job, raw_dir, BytesIO(data), start)]
+    return pack(convert_lines(job, raw_dir, BytesIO(data), start), how)
 
 
 def _chunks(job: LineJob, chunk_bytes: int) -> Iterator[tuple[int, int, int, int]]:
@@ -73,8 +73,8 @@ def _context():
     return multiprocessing.get_context("fork" if "fork" in methods else None)
 
 
-def prepared_in_workers(jobs: list[LineJob], raw_dir: Path, how: Any, workers: int, chunk_bytes: int) -> Iterator:
-    """Every prepared record of `jobs`, in file order, from `workers` processes."""
+def batches_from_workers(jobs: list[LineJob], raw_dir: Path, how: Any, workers: int, chunk_bytes: int) -> Iterator:
+    """The prepared batches of `jobs` (one per chunk, `pipeline.Batch`), in file order, from `workers` processes."""
     if chunk_bytes < 1:
         raise ConversionError("chunk size must be at least 1 byte")
     pool = ProcessPoolExecutor(max_workers=workers, mp_context=_context())
@@ -87,16 +87,16 @@ def prepared_in_workers(jobs: list[LineJob], raw_dir: Path, how: Any, workers: i
                     pending.append((job, first, last, future))
                     bar.update(length)
                     while len(pending) >= workers * IN_FLIGHT_PER_WORKER:
-                        yield from _result(*pending.popleft(), raw_dir)
+                        yield _result(*pending.popleft(), raw_dir)
                 while pending:
-                    yield from _result(*pending.popleft(), raw_dir)
+                    yield _result(*pending.popleft(), raw_dir)
     finally:
         for *_, future in pending:
             future.cancel()
         pool.shutdown(wait=True, cancel_futures=True)
 
 
-def _result(job: LineJob, first: int, last: int, future: Future, raw_dir: Path) -> list:
+def _result(job: LineJob, first: int, last: int, future: Future, raw_dir: Path) -> tuple:
     try:
         return future.result()
     except BrokenProcessPool:
