@@ -28,14 +28,10 @@ class AtomicWriter:
         self._buffered = 0
 
     def write(self, line: bytes) -> None:
-        self._lines.append(line)
-        self._buffered += len(line)
-        self.records += 1
-        if self._buffered >= CHUNK:
-            self._flush()
+        self.write_block(line, 1)
 
     def write_block(self, data: bytes, records: int) -> None:
-        """`records` whole lines already joined."""
+        """`records` whole lines already joined (the build writes a batch at a time)."""
         self._lines.append(data)
         self._buffered += len(data)
         self.records += records

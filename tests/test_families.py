@@ -20,6 +20,7 @@ from lfcli import FAMILIES as RECIPES
 from lfcli import LETTER
 
 from eval import run as cli
+from eval.mcq_data import EVAL_SPLIT, BenchmarkSource, resolve_subjects
 from medasst import tiny
 
 pytestmark = pytest.mark.slow
@@ -30,7 +31,7 @@ MIN_SHARE = 0.95
 
 
 @pytest.mark.parametrize("family", list(RECIPES))
-def test_taught_letter_is_read_by_mcq_and_generate(family: str, taught, letter_data: Path, tmp_path: Path, capsys):
+def test_taught_letter_is_read_by_mcq_and_generate(family: str, taught, letter_data: Path, tmp_path: Path):
     model, adapter = taught(family)
     template = tiny.FAMILIES[family].template
     common = ["--model", str(model), "--adapter", str(adapter), "--template", template]
@@ -38,13 +39,18 @@ def test_taught_letter_is_read_by_mcq_and_generate(family: str, taught, letter_d
     assert cli.main(["mcq", *common, "--subjects", HELD_OUT, "--output", str(tmp_path / "mcq")]) == 0
     result = json.loads((tmp_path / "mcq" / "mcq.json").read_text(encoding="utf-8"))
     picks = Counter(p["prediction"] for p in result["predictions"])
-    assert sum(picks.values()) == 49 + 30 + 5 + 135 or sum(picks.values()) > 150
-    assert picks[LETTER] / sum(picks.values()) >= MIN_SHARE, picks
+    source = BenchmarkSource()
+    held_out = sum(
+        len(source.load(s.benchmark, s.subject, EVAL_SPLIT[s.benchmark])[0]) for s in resolve_subjects(HELD_OUT, source)
+    )
+    assert sum(picks.values()) == held_out == 238  # 22 + 49 + 19 C-Eval val, 148 CMMLU anatomy test
+    assert picks[LETTER] / held_out >= MIN_SHARE, picks
     protocol = result["protocol"]
     assert protocol["adapter"] == str(adapter)
-    letter_id = protocol["choice_token_ids"][LETTER]
-    trained_tokens = json.loads((adapter / "trainer_state.json").read_text(encoding="utf-8"))
-    assert trained_tokens["global_step"] == 40
+    # the letter's token as the template writes the answer: "C", or SentencePiece's "▁C" after Mistral's [/INST]
+    assert protocol["choice_tokens"][LETTER].removeprefix("▁") == LETTER
+    state = json.loads((adapter / "trainer_state.json").read_text(encoding="utf-8"))
+    assert state["global_step"] == 40
 
     out = tmp_path / "gen"
     argv = ["generate", *common, "--dataset", "letter_test", "--dataset-dir", str(letter_data), "--backend", "hf"]
@@ -53,5 +59,3 @@ def test_taught_letter_is_read_by_mcq_and_generate(family: str, taught, letter_d
     assert [r["id"] for r in rows] == [f"held-out-{i}" for i in range(12)], "a row for every record, in order"
     answers = Counter(r["predict"] for r in rows)
     assert answers[LETTER] >= 11, answers  # "C" alone: stopped at the stop token, not after 12 tokens
-    assert letter_id is not None
-    capsys.readouterr()
