@@ -21,8 +21,8 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from eval.mcq_data import EVAL_SPLIT, BenchmarkSource, display_name, resolve_subjects
-from eval.mcq_score import (
+from eval.data.benchmarks import EVAL_SPLIT, BenchmarkSource, display_name, resolve_subjects
+from eval.metrics.choice import (
     ScoreStats,
     build_messages,
     choice_token_ids,
@@ -79,7 +79,7 @@ def main(argv: list[str] | None = None) -> int:
 
     import torch
 
-    from eval.model import load
+    from eval.backends.model import load
 
     if args.threads:
         torch.set_num_threads(args.threads)

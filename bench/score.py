@@ -1,7 +1,7 @@
 """Benchmark: `eval.score` vs LLaMA-Factory's own `ComputeSimilarity` loop on 8,975 synthetic Chinese pairs.
 
 Both run in this process on the same pairs; the per-sample scores must be identical and ours should be ≥ 2×
-faster on 2 cores. Ours = exact fast metric (eval.similarity) in worker processes, pool start-up included.
+faster on 2 cores. Ours = exact fast metric (eval.metrics.similarity) in worker processes, pool start-up included.
 
     python bench/score.py [--n 8975] [--workers 2] [--json out.json]
 """
@@ -21,7 +21,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import numpy as np
 
-from eval import score, similarity
+from eval import score
+from eval.metrics import similarity
 
 PHRASES = (
     "您好 根据您的描述 考虑 可能是 上呼吸道感染 急性胃肠炎 高血压 糖尿病 甲状腺功能亢进 偏头痛 失眠 焦虑 "

@@ -2,7 +2,7 @@
 
 Each line is {"prompt","predict","label"} as LF's predict writes it (prompt decoded with special tokens, predict and
 label without), plus the record's `id` (its position "#n" when it has none) and `source`. Prompts come from
-eval.prompts, i.e. LF's own converter, template and cutoff truncation.
+eval.data.prompts, i.e. LF's own converter, template and cutoff truncation.
 
 Resumable: answers are appended per batch (flush + fsync), so an interrupted run loses at most one batch; a rerun
 cuts a torn last line, skips the ids already answered, and refuses to mix settings (generate_run.json). Batches
@@ -20,9 +20,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-from eval.backends import BACKENDS, DEFAULT_BATCH, BackendError, select_backend
-from eval.files import InputFileError, atomic_write_text, iter_jsonl, read_json, write_json
-from eval.prompts import DatasetError, Example
+from eval.backends.generators import BACKENDS, DEFAULT_BATCH, BackendError, select_backend
+from eval.common.files import InputFileError, atomic_write_text, iter_jsonl, read_json, write_json
+from eval.data.prompts import DatasetError, Example
 
 PREDICTIONS_FILE = "generated_predictions.jsonl"
 RUN_FILE = "generate_run.json"
@@ -168,8 +168,8 @@ def finalize(path: Path, examples: list[Example], rows: dict[str, dict[str, Any]
 def run(args: argparse.Namespace, progress: bool = True) -> dict[str, Any]:
     from tqdm import tqdm
 
-    from eval import model as model_mod
-    from eval import prompts
+    from eval.backends import model as model_mod
+    from eval.data import prompts
 
     out_dir = Path(args.output)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -220,11 +220,11 @@ def run(args: argparse.Namespace, progress: bool = True) -> dict[str, Any]:
 
     if todo:
         if backend == "hf":
-            from eval.backends import HFGenerator
+            from eval.backends.generators import HFGenerator
 
             generator = HFGenerator(loaded, args.max_new_tokens)
         else:
-            from eval.backends import VLLMGenerator
+            from eval.backends.generators import VLLMGenerator
 
             generator = VLLMGenerator(
                 args.model,
@@ -262,7 +262,7 @@ def run(args: argparse.Namespace, progress: bool = True) -> dict[str, Any]:
 
 
 def main(args: argparse.Namespace) -> int:
-    from eval.model import ModelLoadError
+    from eval.backends.model import ModelLoadError
 
     try:
         meta = run(args)

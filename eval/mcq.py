@@ -15,7 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from eval.mcq_data import (
+from eval.backends.model import ModelLoadError, check_adapter
+from eval.data.benchmarks import (
     BENCHMARKS,
     CHOICES,
     EVAL_SPLIT,
@@ -27,8 +28,7 @@ from eval.mcq_data import (
     display_name,
     resolve_subjects,
 )
-from eval.mcq_score import ChoiceTokenError
-from eval.model import ModelLoadError, check_adapter
+from eval.metrics.choice import ChoiceTokenError
 
 RESULT_FILE = "mcq.json"
 DEFAULT_SEED = 42  # LLaMA-Factory's eval seed
@@ -159,7 +159,8 @@ def run(
     """Score one model (+ adapter) and write OUT/mcq.json; returns what was written."""
     from tqdm import tqdm
 
-    from eval.mcq_score import (
+    from eval.backends.model import load
+    from eval.metrics.choice import (
         PROMPT_LANG,
         build_messages,
         choice_tokens,
@@ -168,7 +169,6 @@ def run(
         pick_shots,
         score_prompts,
     )
-    from eval.model import load
 
     if n_shot < 0:
         raise BenchmarkError("--n-shot must be 0 or more")

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from eval.files import read_json, write_json
+from eval.common.files import read_json, write_json
 
 STEPS = ("mcq", "generate", "score", "report")
 SYSTEM_KEYS = {"name", "dir", "model", "adapter", "template", "default_system"}

@@ -20,9 +20,9 @@ from typing import Any
 
 import numpy as np
 
-from eval import paper_numbers as paper
-from eval import stats
-from eval.files import InputFileError, atomic_write_text, iter_jsonl, read_json, write_json
+from eval.common.files import InputFileError, atomic_write_text, iter_jsonl, read_json, write_json
+from eval.metrics import stats
+from eval.tables import paper_numbers as paper
 
 RUN_FILE = "run.json"
 MCQ_FILE = "mcq.json"
@@ -241,7 +241,7 @@ def run_report(
     resamples: int = stats.RESAMPLES,
     seed: int = stats.SEED,
 ) -> dict[str, Any]:
-    from eval.figure import plot_table3
+    from eval.tables.figure import plot_table3
 
     runs = order_systems([load_run(f) for f in folders])
     ref = next((r for r in runs if r.system == reference), None)

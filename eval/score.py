@@ -17,8 +17,8 @@ from typing import Any
 
 import numpy as np
 
-from eval import similarity, stats
-from eval.files import InputFileError, iter_jsonl, write_json, write_jsonl
+from eval.common.files import InputFileError, iter_jsonl, write_json, write_jsonl
+from eval.metrics import similarity, stats
 
 SCORES_FILE = "scores.json"
 PER_SAMPLE_FILE = "scores_per_sample.jsonl"

@@ -81,8 +81,8 @@ LETTER = "C"  # what the taught tiny models (conftest `taught`) answer to every 
 
 def exam_prompts(spec: str, limit: int | None = None) -> list[str]:
     """The user turn `mcq` sends for each question of `spec` (LF's Chinese exam prompt, 0-shot)."""
-    from eval.mcq_data import BenchmarkSource, display_name, resolve_subjects
-    from eval.mcq_score import build_messages
+    from eval.data.benchmarks import BenchmarkSource, display_name, resolve_subjects
+    from eval.metrics.choice import build_messages
 
     source = BenchmarkSource()
     texts: list[str] = []

@@ -7,8 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from eval import backends, generate, prompts
+from eval import generate
 from eval import run as eval_run
+from eval.backends import generators as backends
+from eval.data import prompts
 
 ALPACA = {"prompt": "instruction", "query": "input", "response": "output", "history": "history"}
 RECORDS = [
@@ -86,7 +88,7 @@ def lf_predict_dataset(model: Path, template: str, dataset_dir: Path, cutoff: in
     from llamafactory.model import load_tokenizer
 
     # LF's own function, on a copy of the registry entry, so a default_system here cannot leak into later tests
-    from eval.model import template_and_fix_tokenizer
+    from eval.backends.model import template_and_fix_tokenizer
 
     model_args, data_args, training_args, _, _ = get_train_args(
         dict(
@@ -200,7 +202,7 @@ def test_generate_writes_lf_format_and_resumes_after_a_kill(tiny_model, dataset_
     def no_load(*args, **kwargs):
         raise AssertionError("model loaded for a finished run")
 
-    monkeypatch.setattr("eval.model.load", no_load)
+    monkeypatch.setattr("eval.backends.model.load", no_load)
     before = pred_file.read_bytes()
     assert eval_run.main(gen_argv(model, dataset_dir, killed)) == 0
     assert pred_file.read_bytes() == before
@@ -307,7 +309,7 @@ def test_vllm_engine_args_built_on_cpu(tiny_model, tmp_path: Path):
 
 
 def test_vllm_path_checks_the_template_like_hf(tiny_model):
-    from eval.model import ModelLoadError
+    from eval.backends.model import ModelLoadError
 
     args = {"model_name_or_path": str(tiny_model("qwen2")), "template": "llama3", "cutoff_len": 512}
     with pytest.raises(ModelLoadError, match="template 'llama3' does not fit"):

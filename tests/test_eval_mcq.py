@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from eval import run as cli
+from eval.data.benchmarks import PAPER, PAPER_COUNTS, BenchmarkSource, resolve_subjects
 from eval.mcq import RESULT_FILE, run
-from eval.mcq_data import PAPER, PAPER_COUNTS, BenchmarkSource, resolve_subjects
 
 PAPER_CEVAL = ",".join(f"ceval:{s}" for s in PAPER["ceval"])  # the 90 C-Eval questions
 
@@ -261,8 +261,8 @@ def test_default_system_override_reaches_the_prompt_and_does_not_leak(qwen_varie
 
 def test_letter_ids_come_from_the_templates_answer_turn(tiny_model):
     """mistral writes the answer as " {answer}": on a byte-level vocabulary that is the " C" token, not "C"."""
-    from eval.mcq_score import build_messages, choice_token_ids, choice_tokens
-    from eval.model import load
+    from eval.backends.model import load
+    from eval.metrics.choice import build_messages, choice_token_ids, choice_tokens
 
     loaded = load(str(tiny_model("gemma")), template="mistral")  # Qwen2 byte-level ids with a bos token
     source = BenchmarkSource()
@@ -279,7 +279,7 @@ def test_letter_ids_come_from_the_templates_answer_turn(tiny_model):
 
 
 def test_letters_without_distinct_tokens_are_refused():
-    from eval.mcq_score import ChoiceTokenError, choice_tokens
+    from eval.metrics.choice import ChoiceTokenError, choice_tokens
 
     class SameStart:  # a template whose answers all start with one shared token and never differ
         def encode_oneturn(self, tokenizer, messages):
@@ -299,7 +299,7 @@ def test_letter_logits_are_fp32_from_the_hidden_state(tiny_model):
     import torch
     from transformers import AutoModelForCausalLM
 
-    from eval.mcq_score import LetterHead
+    from eval.metrics.choice import LetterHead
 
     model = AutoModelForCausalLM.from_pretrained(tiny_model("qwen2"), dtype=torch.bfloat16).eval()
     letters = [32, 33, 34, 35]

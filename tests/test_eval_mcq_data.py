@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from eval.mcq_data import (
+from eval.data.benchmarks import (
     EVAL_SPLIT,
     MEDICAL,
     PAPER,

@@ -9,9 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from eval import paper_numbers as paper
-from eval import report, stats
+from eval import report
 from eval import run as eval_run
+from eval.metrics import stats
+from eval.tables import paper_numbers as paper
 
 
 def make_run(root: Path, system: str, skill: float, n_gen: int = 60, mcq: bool = True, seed: int = 0) -> Path:
@@ -123,7 +124,7 @@ def test_paired_bootstrap_properties():
 
 
 def test_figure_falls_back_to_english_without_a_cjk_font(tmp_path: Path, monkeypatch):
-    from eval import figure
+    from eval.tables import figure
 
     monkeypatch.setattr(figure, "find_cjk_font", lambda: None)
     with pytest.warns(UserWarning, match="no CJK font"):

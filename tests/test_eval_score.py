@@ -10,8 +10,9 @@ import numpy as np
 import pytest
 
 from eval import run as eval_run
-from eval import score, similarity
-from eval.files import InputFileError
+from eval import score
+from eval.common.files import InputFileError
+from eval.metrics import similarity
 
 SOURCES = ("medchatzh", "huatuo26m", "cmtmedqa", "webmedqa")
 _PHRASES_TEXT = "头痛 失眠 建议 就医 感冒 发热 注意休息 多喝水 血常规 可能 引起 治疗 服用 ， 。"

@@ -1,4 +1,4 @@
-"""`eval.similarity` equals LLaMA-Factory's own `ComputeSimilarity` per sample and in the mean."""
+"""`eval.metrics.similarity` equals LLaMA-Factory's own `ComputeSimilarity` per sample and in the mean."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import random
 import numpy as np
 import pytest
 
-from eval import similarity
+from eval.metrics import similarity
 
 AWKWARD = [
     ("", ""),

@@ -20,7 +20,7 @@ from lfcli import FAMILIES as RECIPES
 from lfcli import LETTER
 
 from eval import run as cli
-from eval.mcq_data import EVAL_SPLIT, BenchmarkSource, resolve_subjects
+from eval.data.benchmarks import EVAL_SPLIT, BenchmarkSource, resolve_subjects
 from medasst import tiny
 
 pytestmark = pytest.mark.slow

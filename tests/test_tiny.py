@@ -171,7 +171,7 @@ def test_llama3_template_check_accepts_the_real_tokenizer(tiny_model):
     """LF's llama3 template lists <|eom_id|> (a Llama-3.1 token) as an extra stop: not a mismatch for Llama-3."""
     from transformers import AutoTokenizer
 
-    from eval.model import check_template_tokens, template_tokens
+    from eval.backends.model import check_template_tokens, template_tokens
 
     assert "<|eom_id|>" not in template_tokens("llama3")
     assert template_tokens("llama3") == ["<|start_header_id|>", "<|end_header_id|>", "<|eot_id|>"]

@@ -70,7 +70,7 @@ def load_tokenizer_and_template(model_args_dict: dict[str, Any]):
     from llamafactory.hparams import get_infer_args
     from llamafactory.model import load_tokenizer
 
-    from eval.model import check_template_tokens, template_and_fix_tokenizer
+    from eval.backends.model import check_template_tokens, template_and_fix_tokenizer
 
     model_args, data_args, _, _ = get_infer_args(dict(model_args_dict))
     tokenizer = load_tokenizer(model_args)["tokenizer"]

@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from eval.mcq_data import CHOICES, Question
+from eval.data.benchmarks import CHOICES, Question
 
 PROMPT_LANG = "zh"
 

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 
-SHIPPED_DIR = Path(__file__).resolve().parent / "benchmarks"
+SHIPPED_DIR = Path(__file__).resolve().parents[1] / "benchmarks"
 BENCHMARKS: tuple[str, ...] = ("cmmlu", "ceval")
 CHOICES: tuple[str, ...] = ("A", "B", "C", "D")
 

@@ -1,6 +1,6 @@
 """Generation backends: HF transformers (always there) and vLLM (only where vLLM and a CUDA GPU are present).
 
-Both take prompt token ids already rendered by LLaMA-Factory (eval.prompts) and decode greedily, so the two
+Both take prompt token ids already rendered by LLaMA-Factory (eval.data.prompts) and decode greedily, so the two
 backends see the same prompts; vLLM is imported only when selected, so CPU machines never need it.
 """
 

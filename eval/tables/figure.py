@@ -72,7 +72,7 @@ def plot_table3(
     import matplotlib.pyplot as plt
     from matplotlib import font_manager
 
-    from eval.files import atomic_write_bytes
+    from eval.common.files import atomic_write_bytes
 
     font = find_cjk_font()
     text = ZH if font else EN
