@@ -17,20 +17,27 @@ import json
 import os
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from eval.backends.generators import BACKENDS, DEFAULT_BATCH, BackendError, select_backend
+from eval.backends.model import DTYPES, ModelLoadError, check_adapter
+from eval.common import fingerprint as fpr
+from eval.common import requests
 from eval.common.files import InputFileError, atomic_write_text, iter_jsonl, read_json, write_json
-from eval.data.prompts import DatasetError, Example
+from eval.data.prompts import DatasetError, Example, dataset_entry
 
 PREDICTIONS_FILE = "generated_predictions.jsonl"
 RUN_FILE = "generate_run.json"
 DEFAULT_DATASET = "medasst_test"
 DEFAULT_CUTOFF = 512  # the recipes' cutoff_len (paper: 512), so prompts are truncated as in LF predict
 DEFAULT_MAX_NEW_TOKENS = 512  # recipes/*_predict.yaml; the paper states none
-# settings that change the answers: a resumed run must match them
-SETTINGS = ("model", "adapter", "template", "default_system", "dataset", "cutoff_len", "max_new_tokens", "max_samples")
+DECODING = "greedy (do_sample=False, num_beams=1, repetition_penalty=1.0)"
+# how a record becomes a prompt and an answer is cut; bump the version when either changes
+PROTOCOL = "LLaMA-Factory converter + template encode_oneturn, cutoff_len truncation; LF predict stop tokens"
+PROTOCOL_VERSION = 1
+VERSIONED = ("llamafactory", "transformers", "torch", "peft", "vllm")
 
 
 class ResumeError(RuntimeError):
@@ -56,20 +63,91 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         type=int,
         help="vllm: GPUs to shard over (default: the most visible GPUs that divide the model's attention heads)",
     )
+    parser.add_argument("--dtype", choices=DTYPES, default="auto", help="LF infer_dtype (default: auto)")
     parser.add_argument("--output", required=True, help="output folder")
+    requests.add_recompute(parser)
 
 
-def settings_of(args: argparse.Namespace) -> dict[str, Any]:
-    return {
-        "model": str(args.model),
-        "adapter": str(args.adapter) if args.adapter else None,
-        "template": args.template,
-        "default_system": args.default_system,
-        "dataset": args.dataset,
-        "cutoff_len": args.cutoff_len,
-        "max_new_tokens": args.max_new_tokens,
-        "max_samples": args.max_samples,
-    }
+@dataclass(frozen=True)
+class GenerateRequest:
+    model: str
+    output: Path
+    adapter: str | None = None
+    template: str = "qwen"
+    default_system: str | None = None
+    dataset: str = DEFAULT_DATASET
+    dataset_dir: str = "."
+    backend: str = "auto"
+    max_new_tokens: int = DEFAULT_MAX_NEW_TOKENS
+    cutoff_len: int = DEFAULT_CUTOFF
+    batch_size: int | None = None
+    max_samples: int | None = None
+    tensor_parallel_size: int | None = None
+    dtype: str = "auto"
+    recompute: bool = False
+
+    def __post_init__(self) -> None:
+        requests.model_ref(self.model)
+        requests.output_folder(Path(self.output))
+        requests.at_least("max_new_tokens", self.max_new_tokens, 1)
+        requests.at_least("cutoff_len", self.cutoff_len, 2)
+        requests.at_least("batch_size", self.batch_size, 1, optional=True)
+        requests.at_least("max_samples", self.max_samples, 1, optional=True)
+        requests.at_least("tensor_parallel_size", self.tensor_parallel_size, 1, optional=True)
+        try:
+            if self.backend == "vllm":  # an explicit vllm that cannot run is refused now, not after the data load
+                select_backend(self.backend)
+            elif self.backend not in BACKENDS:
+                raise BackendError(f"unknown backend {self.backend!r}; choose from {', '.join(BACKENDS)}")
+        except BackendError as e:
+            raise requests.UsageError(str(e)) from None
+        if self.dtype not in DTYPES:
+            raise requests.UsageError(f"--dtype {self.dtype!r}: choose from {', '.join(DTYPES)}")
+        if self.adapter is not None:
+            try:
+                check_adapter(self.adapter)
+            except ModelLoadError as e:
+                raise requests.UsageError(f"--adapter: {e}") from None
+        try:
+            dataset_entry(self.dataset, self.dataset_dir)
+        except DatasetError as e:
+            raise requests.UsageError(str(e)) from None
+
+    @property
+    def out_dir(self) -> Path:
+        return Path(self.output)
+
+
+def fingerprint(request: GenerateRequest, backend: str | None = None) -> fpr.Fingerprint:
+    """What decides the answers: model, adapter, prompt (template, system, protocol), data, lengths, decoding."""
+    backend = backend or select_backend(request.backend)
+    entry, files = dataset_entry(request.dataset, request.dataset_dir)
+    root = Path(request.dataset_dir)
+    return fpr.Fingerprint(
+        fields={
+            "verb": "generate",
+            "protocol": {"name": PROTOCOL, "version": PROTOCOL_VERSION},
+            "model": fpr.model_identity(request.model),
+            "adapter": fpr.adapter_identity(request.adapter),
+            "template": request.template,
+            "default_system": request.default_system,
+            "dataset": {"name": request.dataset, "entry": entry, "files": fpr.files_sha256(files, root)},
+            "max_samples": request.max_samples,
+            "cutoff_len": request.cutoff_len,
+            "max_new_tokens": request.max_new_tokens,
+            "decoding": DECODING,
+            "backend": backend,
+            "dtype": request.dtype,
+        },
+        recorded={
+            "model": request.model,
+            "adapter": request.adapter,
+            "dataset_dir": str(request.dataset_dir),
+            "batch_size": request.batch_size or DEFAULT_BATCH[backend],
+            "tensor_parallel_size": request.tensor_parallel_size,
+            "versions": fpr.package_versions(VERSIONED),
+        },
+    )
 
 
 def repair_tail(path: Path) -> int:
@@ -111,33 +189,40 @@ def done_rows(path: Path) -> dict[str, dict[str, Any]]:
     return rows
 
 
-def check_resume(out_dir: Path, settings: dict[str, Any], have_rows: bool) -> None:
-    run_file = out_dir / RUN_FILE
-    if not run_file.exists():
-        if have_rows:
-            raise ResumeError(f"{out_dir} has predictions but no {RUN_FILE}; use an empty --output folder")
-        return
-    before = read_json(run_file).get("settings", {})
-    changed = {k: (before.get(k), v) for k, v in settings.items() if before.get(k) != v}
-    if changed and have_rows:
-        diff = "; ".join(f"{k}: {a!r} → {b!r}" for k, (a, b) in changed.items())
-        raise ResumeError(f"{out_dir} holds predictions made with other settings ({diff}); use another --output")
-
-
-def finished(args: argparse.Namespace) -> dict[str, Any] | None:
-    """The run record when OUT already holds every answer for these settings (nothing to load or generate)."""
-    out_dir = Path(args.output)
+def state(request: GenerateRequest, fp: fpr.Fingerprint | None = None) -> str:
+    """ "fresh" (nothing to keep), "resume" (a partial run of the same inputs) or "current" (every answer is there);
+    a folder made from other inputs is refused (FingerprintMismatch) unless --recompute."""
+    out_dir = request.out_dir
     run_file, pred_path = out_dir / RUN_FILE, out_dir / PREDICTIONS_FILE
-    if not (run_file.is_file() and pred_path.is_file()):
-        return None
-    previous = read_json(run_file)
-    if not (isinstance(previous, dict) and previous.get("complete") and previous.get("settings") == settings_of(args)):
-        return None
-    try:
-        rows = done_rows(pred_path)
-    except InputFileError:
-        return None
-    return previous if len(rows) == previous.get("n") else None
+    if request.recompute:
+        return "fresh"
+    if not run_file.is_file():
+        if pred_path.is_file() and pred_path.stat().st_size:
+            raise fpr.FingerprintMismatch(
+                f"{out_dir} has predictions but no {RUN_FILE}; pass --recompute or use an empty --output folder"
+            )
+        return "fresh"
+    fp = fp or fingerprint(request)
+    record = read_json(run_file)
+    old = fpr.stored(record)
+    if old is None or fpr.differences(old.get("fields"), fp.fields):
+        fpr.check_reusable(run_file, record, fp, "generated answers")  # raises, naming what changed
+    if record.get("complete") and pred_path.is_file():
+        try:
+            rows = done_rows(pred_path)
+        except InputFileError:
+            rows = {}
+        if len(rows) == record.get("n"):
+            fpr.warn_recorded(pred_path, old.get("recorded"), fp.recorded)
+            return "current"
+    was = (old.get("recorded") or {}).get("batch_size")
+    now = fp.recorded["batch_size"]
+    if was != now:
+        raise fpr.FingerprintMismatch(
+            f"{out_dir} holds a partial run made at batch size {was}; resuming at {now} would build other "
+            f"batches: pass --batch-size {was}, or --recompute to start over"
+        )
+    return "resume"
 
 
 def fixed_batches(examples: list[Example], batch_size: int) -> list[list[Example]]:
@@ -165,56 +250,66 @@ def finalize(path: Path, examples: list[Example], rows: dict[str, dict[str, Any]
     atomic_write_text(path, text)
 
 
-def run(args: argparse.Namespace, progress: bool = True) -> dict[str, Any]:
+def run(request: GenerateRequest, progress: bool = True) -> dict[str, Any]:
     from tqdm import tqdm
 
     from eval.backends import model as model_mod
     from eval.data import prompts
 
-    out_dir = Path(args.output)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    out_dir = request.out_dir
     pred_path = out_dir / PREDICTIONS_FILE
-    settings = settings_of(args)
-    backend = select_backend(args.backend)
-    if args.adapter:
-        model_mod.check_adapter(args.adapter)
-    model_mod.check_template(args.model, args.template)
-
+    backend = select_backend(request.backend)
+    fp = fingerprint(request, backend)
+    found = state(request, fp)
+    if found == "current":  # nothing to do: do not load the model at all
+        return read_json(out_dir / RUN_FILE) | {"generated_now": 0}
+    model_mod.check_template(request.model, request.template)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    if found == "fresh":
+        pred_path.unlink(missing_ok=True)
+        (out_dir / RUN_FILE).unlink(missing_ok=True)
     torn = repair_tail(pred_path)
     if torn:
         print(f"generate: cut a torn last line ({torn} bytes) from {pred_path}", file=sys.stderr)
     rows = done_rows(pred_path)
-    check_resume(out_dir, settings, bool(rows))
-    previous = finished(args)
-    if previous is not None:
-        return previous | {"generated_now": 0}  # nothing to do: do not load the model at all
 
-    extra = {"default_system": args.default_system} if args.default_system else None
-    infer = model_mod.infer_args(args.model, args.adapter, args.template, args.cutoff_len, extra)
+    extra: dict[str, Any] = {"infer_dtype": request.dtype}
+    if request.default_system:
+        extra["default_system"] = request.default_system
+    infer = model_mod.infer_args(request.model, request.adapter, request.template, request.cutoff_len, extra)
     loaded = None
     if backend == "hf":
-        loaded = model_mod.load(args.model, args.adapter, args.template, args.cutoff_len, extra=extra)
+        loaded = model_mod.load(request.model, request.adapter, request.template, request.cutoff_len, extra=extra)
         tokenizer, template = loaded.tokenizer, loaded.template
     else:
         tokenizer, template = prompts.load_tokenizer_and_template(infer)
     examples = prompts.build_examples(
-        args.dataset, args.dataset_dir, tokenizer, template, args.template, args.cutoff_len, args.max_samples
+        request.dataset,
+        request.dataset_dir,
+        tokenizer,
+        template,
+        request.template,
+        request.cutoff_len,
+        request.max_samples,
     )
     wanted = {e.id for e in examples}
     stray = sorted(set(rows) - wanted)
     if stray:
-        raise ResumeError(f"{pred_path} has ids not in {args.dataset!r} (e.g. {stray[0]!r}); use another --output")
+        raise ResumeError(
+            f"{pred_path} has ids not in {request.dataset!r} (e.g. {stray[0]!r}); pass --recompute or use another "
+            "--output"
+        )
     todo = [e for e in examples if e.id not in rows]
     meta: dict[str, Any] = {
-        "settings": settings,
         "backend": backend,
-        "batch_size": args.batch_size or DEFAULT_BATCH[backend],
-        "decoding": "greedy (do_sample=False, num_beams=1, repetition_penalty=1.0)",
+        "batch_size": fp.recorded["batch_size"],
+        "decoding": DECODING,
         "infer_args": infer,
-        "dataset_dir": str(args.dataset_dir),
+        "dataset_dir": str(request.dataset_dir),
         "n": len(examples),
-        "truncation": prompts.truncation_summary(examples, args.cutoff_len),
+        "truncation": prompts.truncation_summary(examples, request.cutoff_len),
         "complete": False,
+        "fingerprint": fp.to_json(),
     }
     write_json(out_dir / RUN_FILE, meta)
 
@@ -222,18 +317,18 @@ def run(args: argparse.Namespace, progress: bool = True) -> dict[str, Any]:
         if backend == "hf":
             from eval.backends.generators import HFGenerator
 
-            generator = HFGenerator(loaded, args.max_new_tokens)
+            generator = HFGenerator(loaded, request.max_new_tokens)
         else:
             from eval.backends.generators import VLLMGenerator
 
             generator = VLLMGenerator(
-                args.model,
-                args.adapter,
+                request.model,
+                request.adapter,
                 tokenizer,
                 template,
-                args.cutoff_len,
-                args.max_new_tokens,
-                getattr(args, "tensor_parallel_size", None),
+                request.cutoff_len,
+                request.max_new_tokens,
+                request.tensor_parallel_size,
             )
             meta["vllm_engine"] = generator.engine
         batches = [[e for e in batch if e.id not in rows] for batch in fixed_batches(examples, meta["batch_size"])]
@@ -261,16 +356,17 @@ def run(args: argparse.Namespace, progress: bool = True) -> dict[str, Any]:
     return meta
 
 
-def main(args: argparse.Namespace) -> int:
-    from eval.backends.model import ModelLoadError
-
+def main(request: GenerateRequest) -> int:
     try:
-        meta = run(args)
-    except (BackendError, DatasetError, InputFileError, ModelLoadError, ResumeError) as e:
+        meta = run(request)
+    except (BackendError, DatasetError, InputFileError, ModelLoadError, ResumeError, fpr.FingerprintMismatch) as e:
         print(f"generate: {e}", file=sys.stderr)
         return 2
     print(
         f"generate: {meta['n']} answers ({meta['generated_now']} new, backend {meta['backend']}) → "
-        f"{Path(args.output) / PREDICTIONS_FILE}"
+        f"{request.out_dir / PREDICTIONS_FILE}"
     )
     return 0
+
+
+REQUEST = GenerateRequest

@@ -15,7 +15,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from eval.backends.model import ModelLoadError, check_adapter
+from eval.backends.model import DTYPES, ModelLoadError, check_adapter
+from eval.common import fingerprint as fpr
+from eval.common import requests
+from eval.common.files import InputFileError, read_json
 from eval.data.benchmarks import (
     BENCHMARKS,
     CHOICES,
@@ -33,6 +36,9 @@ from eval.metrics.choice import ChoiceTokenError
 RESULT_FILE = "mcq.json"
 DEFAULT_SEED = 42  # LLaMA-Factory's eval seed
 DEFAULT_BATCH_SIZE = 8
+# what a question's prompt and its reading are; bump the version when either changes
+PROTOCOL = "LLaMA-Factory zh eval template as the user turn; argmax of the letters' next-token logits"
+PROTOCOL_VERSION = 2
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -54,7 +60,97 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--n-shot", type=int, default=0, help="few-shot examples from the dev split (default: 0)")
     parser.add_argument("--seed", type=int, default=DEFAULT_SEED, help="seed of the few-shot draw (default: 42)")
     parser.add_argument("--batch-size", type=int, default=DEFAULT_BATCH_SIZE, help="questions per forward pass")
+    parser.add_argument("--dtype", choices=DTYPES, default="auto", help="LF infer_dtype (default: auto)")
     parser.add_argument("--output", required=True, help="output folder; mcq.json is written there")
+    requests.add_recompute(parser)
+
+
+@dataclass(frozen=True)
+class McqRequest:
+    model: str
+    output: Path
+    adapter: str | None = None
+    template: str = "qwen"
+    default_system: str | None = None
+    benchmarks: str | None = None
+    subjects: str = "paper"
+    n_shot: int = 0
+    seed: int = DEFAULT_SEED
+    batch_size: int = DEFAULT_BATCH_SIZE
+    dtype: str = "auto"
+    recompute: bool = False
+
+    def __post_init__(self) -> None:
+        requests.model_ref(self.model)
+        requests.output_folder(Path(self.output))
+        requests.at_least("n_shot", self.n_shot, 0)
+        requests.at_least("batch_size", self.batch_size, 1)
+        requests.at_least("seed", self.seed, 0)
+        if self.dtype not in DTYPES:
+            raise requests.UsageError(f"--dtype {self.dtype!r}: choose from {', '.join(DTYPES)}")
+        if self.benchmarks is not None and not Path(self.benchmarks).is_dir():
+            raise requests.UsageError(f"--benchmarks {self.benchmarks}: folder not found")
+        if self.adapter is not None:
+            try:
+                check_adapter(self.adapter)
+            except ModelLoadError as e:
+                raise requests.UsageError(f"--adapter: {e}") from None
+
+    @property
+    def result_path(self) -> Path:
+        return Path(self.output) / RESULT_FILE
+
+
+def fingerprint(request: McqRequest, files: dict[str, dict[str, str]], subjects: list[Subject]) -> fpr.Fingerprint:
+    """What decides mcq.json: the model, adapter and prompt, the questions (by CSV sha256), shots and dtype."""
+    from eval.metrics.choice import PROMPT_LANG
+
+    return fpr.Fingerprint(
+        fields={
+            "verb": "mcq",
+            "protocol": {"name": PROTOCOL, "version": PROTOCOL_VERSION, "prompt_lang": PROMPT_LANG},
+            "model": fpr.model_identity(request.model),
+            "adapter": fpr.adapter_identity(request.adapter),
+            "template": request.template,
+            "default_system": request.default_system,
+            "subjects": [s.key for s in subjects],
+            "benchmark_files": {key: info["sha256"] for key, info in sorted(files.items())},
+            "n_shot": request.n_shot,
+            "shot_seed": request.seed if request.n_shot > 0 else None,
+            "dtype": request.dtype,
+            "backend": "hf",
+        },
+        recorded={
+            "model": request.model,
+            "adapter": request.adapter,
+            "benchmarks": request.benchmarks or "shipped (eval/benchmarks)",
+            "batch_size": request.batch_size,
+            "versions": fpr.package_versions(VERSIONED),
+        },
+    )
+
+
+VERSIONED = ("llamafactory", "transformers", "torch", "peft")
+
+
+def plan(request: McqRequest):
+    """(questions, shot pools, files, subjects, fingerprint): all read and checked before any model loads."""
+    source = BenchmarkSource(request.benchmarks)
+    chosen = resolve_subjects(request.subjects, source)
+    questions, pools, files = load_questions(source, chosen, request.n_shot)
+    if not any(questions.values()):
+        raise BenchmarkError(f"--subjects {request.subjects}: no questions selected")
+    return source, chosen, questions, pools, files, fingerprint(request, files, chosen)
+
+
+def current(request: McqRequest) -> dict[str, Any] | None:
+    """mcq.json when it was made from exactly these inputs; None when absent or --recompute; else refuse."""
+    if request.recompute or not request.result_path.is_file():
+        return None
+    *_, fp = plan(request)
+    record = read_json(request.result_path)
+    fpr.check_reusable(request.result_path, record, fp, "multiple-choice results")
+    return record
 
 
 @dataclass
@@ -131,35 +227,11 @@ def write_json_atomic(path: Path, payload: Any) -> None:
         raise
 
 
-def versions() -> dict[str, str]:
-    from importlib.metadata import PackageNotFoundError, version
-
-    found = {}
-    for package in ("llamafactory", "transformers", "torch", "peft"):
-        try:
-            found[package] = version(package)
-        except PackageNotFoundError:
-            continue
-    return found
-
-
-def run(
-    model: str,
-    output: str | os.PathLike,
-    adapter: str | None = None,
-    template: str = "qwen",
-    benchmarks: str | os.PathLike | None = None,
-    subjects: str = "paper",
-    n_shot: int = 0,
-    seed: int = DEFAULT_SEED,
-    batch_size: int = DEFAULT_BATCH_SIZE,
-    default_system: str | None = None,
-    progress: bool = True,
-) -> dict[str, Any]:
-    """Score one model (+ adapter) and write OUT/mcq.json; returns what was written."""
+def run(request: McqRequest, progress: bool = True) -> dict[str, Any]:
+    """Score one model (+ adapter) and write OUT/mcq.json; returns what was written (or what was reused)."""
     from tqdm import tqdm
 
-    from eval.backends.model import load
+    from eval.backends.model import check_template, load
     from eval.metrics.choice import (
         PROMPT_LANG,
         build_messages,
@@ -170,16 +242,16 @@ def run(
         score_prompts,
     )
 
-    if n_shot < 0:
-        raise BenchmarkError("--n-shot must be 0 or more")
-    if batch_size < 1:
-        raise BenchmarkError("--batch-size must be at least 1")
-    source = BenchmarkSource(benchmarks)
-    chosen = resolve_subjects(subjects, source)
-    questions, pools, files = load_questions(source, chosen, n_shot)
-    if adapter is not None:
-        check_adapter(adapter)
-    extra = {"default_system": default_system} if default_system else None
+    previous = current(request)
+    if previous is not None:
+        return previous | {"reused": True}
+    source, chosen, questions, pools, files, fp = plan(request)
+    check_template(request.model, request.template)
+    model, adapter, template = request.model, request.adapter, request.template
+    n_shot, seed, subjects, batch_size = request.n_shot, request.seed, request.subjects, request.batch_size
+    extra: dict[str, Any] = {"infer_dtype": request.dtype}
+    if request.default_system:
+        extra["default_system"] = request.default_system
     loaded = load(model, adapter=adapter, template=template, extra=extra)
 
     items: list[Item] = []
@@ -259,10 +331,11 @@ def run(
         "benchmarks_dir": "shipped (eval/benchmarks)" if source.shipped else str(source.root),
         "files": files,
         "batch_size": batch_size,
-        "versions": versions(),
+        "versions": fp.recorded["versions"],
     }
+    result["fingerprint"] = fp.to_json()
     result["predictions"] = predictions
-    out_path = Path(output) / RESULT_FILE
+    out_path = request.result_path
     write_json_atomic(out_path, result)
     if progress:
         print(
@@ -283,23 +356,16 @@ def format_table(result: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def main(args: argparse.Namespace) -> int:
+def main(request: McqRequest) -> int:
     try:
-        result = run(
-            model=args.model,
-            output=args.output,
-            adapter=args.adapter,
-            template=args.template,
-            benchmarks=args.benchmarks,
-            subjects=args.subjects,
-            n_shot=args.n_shot,
-            seed=args.seed,
-            batch_size=args.batch_size,
-            default_system=args.default_system,
-        )
-    except (BenchmarkError, ModelLoadError, ChoiceTokenError) as err:
+        result = run(request)
+    except (BenchmarkError, ModelLoadError, ChoiceTokenError, InputFileError, fpr.FingerprintMismatch) as err:
         print(f"mcq: error: {err}", file=sys.stderr)
         return 2
     print(format_table(result))
-    print(f"wrote {Path(args.output) / RESULT_FILE}")
+    state = " (up to date, reused)" if result.get("reused") else ""
+    print(f"wrote {request.result_path}{state}" if not state else f"{request.result_path}{state}")
     return 0
+
+
+REQUEST = McqRequest

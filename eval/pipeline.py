@@ -1,9 +1,12 @@
 """`python -m eval.run --config CONFIG.yaml`: every system of a config end to end — mcq, generate, score — then report.
 
-Each system gets a run folder `<output_dir>/<dir>` with run.json naming it; what a folder already holds is not
-recomputed (mcq.json present; generate finished with the same settings; scores.json made from the current
-predictions file). Relative paths resolve against the working directory, as LLaMA-Factory's do: run from the
-repo root. See eval/configs/paper.yaml for the keys.
+Each system gets a run folder `<output_dir>/<dir>` with run.json naming it. The config becomes the verbs' typed
+requests (eval.mcq.McqRequest, ...), all built and validated before anything runs; then each step asks its verb
+whether OUT already holds its result for exactly these inputs (the fingerprint): equal → skipped (or a partial
+generation resumed); different → the whole run is refused, naming the system, the fields that changed and
+`--recompute`, before any model loads. Scores and the report are derived from files in the run folders, so they
+are remade whenever their inputs changed. Relative paths resolve against the working directory, as
+LLaMA-Factory's do: run from the repo root. See eval/configs/paper.yaml for the keys.
 
 The steps that load a model (mcq, generate) run in one child process per system (spawned, so no CUDA state is
 inherited): when it exits, all of that system's host and GPU memory is returned before the next system's model
@@ -12,12 +15,10 @@ loads. This process itself never imports torch; it decides what is done, scores 
 
 from __future__ import annotations
 
-import argparse
 import multiprocessing
 import os
 import re
 import resource
-import shlex
 import sys
 import traceback
 from dataclasses import dataclass, field
@@ -75,7 +76,15 @@ def load_config(path: str | os.PathLike) -> Config:
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"config not found: {path}")
-    raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    try:
+        raw = yaml.safe_load(path.read_bytes().decode("utf-8-sig"))
+    except UnicodeDecodeError as e:
+        raise ConfigError(f"{path}: not UTF-8 (at byte offset {e.start}); re-save it as UTF-8") from None
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f" line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+        problem = getattr(e, "problem", None) or str(e).splitlines()[0]
+        raise ConfigError(f"{path}{where}: not valid YAML ({problem})") from None
     if not isinstance(raw, dict):
         raise ConfigError(f"{path}: expected a mapping at the top level")
     unknown = sorted(set(raw) - TOP_KEYS)
@@ -129,52 +138,50 @@ def load_config(path: str | os.PathLike) -> Config:
     )
 
 
-def _options(values: dict[str, Any]) -> list[str]:
-    """{max_new_tokens: 512} → ["--max-new-tokens", "512"]; None/False are left out, True is a bare flag."""
-    argv: list[str] = []
-    for key, value in values.items():
-        if value is None or value is False:
-            continue
-        flag = "--" + str(key).replace("_", "-")
-        argv += [flag] if value is True else [flag, str(value)]
-    return argv
-
-
-def call_verb(argv: list[str]) -> int:
-    from eval import run as eval_run
-
-    print(f"$ python -m eval.run {shlex.join(argv)}", file=sys.stderr, flush=True)
-    return eval_run.main(argv)
-
-
-def _verb_accepts(verb: str, flag: str) -> bool:
-    import importlib
-
-    from eval.run import VERBS
-
-    parser = argparse.ArgumentParser()
-    importlib.import_module(VERBS[verb][0]).add_arguments(parser)
-    return any(flag in action.option_strings for action in parser._actions)
-
-
-def _model_args(system: System, verb: str) -> list[str]:
-    argv = ["--model", system.model, "--template", system.template]
+def _model_options(system: System) -> dict[str, Any]:
+    options: dict[str, Any] = {"model": system.model, "template": system.template}
     if system.adapter:
-        argv += ["--adapter", system.adapter]
-    # only where the verb has it (mcq may not): the recipes' default_system is part of the prompt
-    if system.default_system and _verb_accepts(verb, "--default-system"):
-        argv += ["--default-system", system.default_system]
-    return argv
+        options["adapter"] = system.adapter
+    if system.default_system:
+        options["default_system"] = system.default_system
+    return options
 
 
-def scores_current(run_dir: Path) -> bool:
-    from eval.generate import PREDICTIONS_FILE
-    from eval.score import PER_SAMPLE_FILE, SCORES_FILE, file_sha256
+@dataclass
+class SystemPlan:
+    system: System
+    mcq: Any = None  # McqRequest when the step is to run
+    generate: Any = None  # GenerateRequest when the step is to run
+    skipped: list[str] = field(default_factory=list)
 
-    scores, preds = run_dir / SCORES_FILE, run_dir / PREDICTIONS_FILE
-    if not (scores.exists() and (run_dir / PER_SAMPLE_FILE).exists() and preds.exists()):
-        return False
-    return read_json(scores).get("predictions_sha256") == file_sha256(preds)
+
+def plan_system(config: Config, system: System, index: int, recompute: bool) -> SystemPlan:
+    """The system's requests, validated, and what is already done; raises ConfigError / FingerprintMismatch."""
+    from eval import generate, mcq
+    from eval.common import requests
+
+    plan = SystemPlan(system)
+    where = f"systems[{index}] ({system.name})"
+    common = _model_options(system) | {"output": str(system.run_dir), "recompute": recompute}
+    try:
+        if "mcq" in config.steps:
+            request = requests.from_options(mcq.McqRequest, config.mcq | common, f"{where} mcq")
+            if mcq.current(request) is None:
+                plan.mcq = request
+            else:
+                plan.skipped.append("mcq")
+        if "generate" in config.steps:
+            data = {"dataset": config.dataset, "dataset_dir": config.dataset_dir}
+            request = requests.from_options(
+                generate.GenerateRequest, config.generate | data | common, f"{where} generate"
+            )
+            if generate.state(request) == "current":
+                plan.skipped.append("generate")
+            else:
+                plan.generate = request
+    except requests.UsageError as e:
+        raise ConfigError(str(e)) from None
+    return plan
 
 
 def peak_rss_mib() -> int:
@@ -189,12 +196,18 @@ def peak_rss_mib() -> int:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024
 
 
-def _model_steps_child(steps: list[tuple[str, list[str]]], conn) -> None:
+STEP_MODULES = {"mcq": "eval.mcq", "generate": "eval.generate"}
+REPORT_OPTIONS = {"reference", "resamples", "seed"}  # of eval.report.ReportRequest that a config may set
+
+
+def _model_steps_child(steps: list[tuple[str, Any]], conn) -> None:
     """Child process: run the model-loading verbs of one system, report exit codes, pid and peak memory."""
+    import importlib
+
     codes: dict[str, int] = {}
-    for name, argv in steps:
+    for name, request in steps:
         try:
-            codes[name] = call_verb(argv)
+            codes[name] = int(importlib.import_module(STEP_MODULES[name]).main(request) or 0)
         except Exception:  # one broken step is that step's failure, not the end of the other steps
             traceback.print_exc()
             codes[name] = 1
@@ -202,7 +215,7 @@ def _model_steps_child(steps: list[tuple[str, list[str]]], conn) -> None:
     conn.close()
 
 
-def run_model_steps(system: System, steps: list[tuple[str, list[str]]]) -> dict[str, Any]:
+def run_model_steps(system: System, steps: list[tuple[str, Any]]) -> dict[str, Any]:
     """Run `steps` in a fresh child process and wait for it; its memory (host and GPU) is freed when it exits."""
     context = multiprocessing.get_context("spawn")
     receive, send = context.Pipe(duplex=False)
@@ -225,27 +238,33 @@ def run_model_steps(system: System, steps: list[tuple[str, list[str]]]) -> dict[
     return report
 
 
-def generate_argv(config: Config, system: System) -> list[str]:
-    argv = ["generate", *_model_args(system, "generate"), "--dataset", config.dataset, "--dataset-dir"]
-    return [*argv, config.dataset_dir, "--output", str(system.run_dir), *_options(config.generate)]
-
-
-def generate_finished(argv: list[str]) -> bool:
-    from eval import generate
-    from eval.run import build_parser
-
-    try:
-        args = build_parser(["generate"]).parse_args(argv)
-    except SystemExit:  # a bad option: the child's run of the verb reports it
-        return False
-    return generate.finished(args) is not None
-
-
-def run_system(config: Config, system: System) -> list[str]:
-    """Run the steps for one system; return the failed steps."""
+def score_step(system: System) -> int | None:
+    """Score the system's finished predictions; None when there are none. Scores are derived data: remade
+    whenever the predictions (or the scoring settings) changed, never refused."""
+    from eval import score
+    from eval.common import fingerprint as fpr
     from eval.generate import PREDICTIONS_FILE
     from eval.generate import RUN_FILE as GEN_RUN_FILE
 
+    run_dir = system.run_dir
+    gen_run = run_dir / GEN_RUN_FILE
+    if not (run_dir / PREDICTIONS_FILE).is_file() or not (gen_run.is_file() and read_json(gen_run).get("complete")):
+        print(f"[{system.name}] score: no finished predictions, skipped", file=sys.stderr)
+        return None
+    request = score.ScoreRequest(predictions=run_dir / PREDICTIONS_FILE, output=run_dir)
+    try:
+        if score.current(request) is not None:
+            print(f"[{system.name}] score: up to date, skipped", file=sys.stderr)
+            return 0
+    except fpr.FingerprintMismatch as e:
+        print(f"[{system.name}] score: inputs changed, rescoring ({e})", file=sys.stderr)
+        request = score.ScoreRequest(predictions=run_dir / PREDICTIONS_FILE, output=run_dir, recompute=True)
+    return score.main(request)
+
+
+def run_system(config: Config, plan: SystemPlan) -> list[str]:
+    """Run the planned steps of one system; return the failed steps."""
+    system = plan.system
     failed: list[str] = []
     run_dir = system.run_dir
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -255,58 +274,86 @@ def run_system(config: Config, system: System) -> list[str]:
         "adapter": system.adapter,
         "template": system.template,
     }
-    steps: list[tuple[str, list[str]]] = []
-    if "mcq" in config.steps:
-        if (run_dir / "mcq.json").exists():
-            print(f"[{system.name}] mcq: done, skipped", file=sys.stderr)
-        else:
-            steps.append(("mcq", ["mcq", *_model_args(system, "mcq"), "--output", str(run_dir), *_options(config.mcq)]))
-    if "generate" in config.steps:
-        argv = generate_argv(config, system)
-        if generate_finished(argv):
-            print(f"[{system.name}] generate: done, skipped", file=sys.stderr)
-        else:
-            steps.append(("generate", argv))
+    for name in plan.skipped:
+        print(f"[{system.name}] {name}: up to date (same fingerprint), skipped", file=sys.stderr)
+    steps = [(name, request) for name, request in (("mcq", plan.mcq), ("generate", plan.generate)) if request]
     codes: dict[str, int] = {}
     if steps:
+        for name, _ in steps:
+            print(f"[{system.name}] {name}: running in a model process", file=sys.stderr, flush=True)
         report = run_model_steps(system, steps)
         codes = report["codes"]
         info["model_process"] = {k: report[k] for k in ("pid", "max_rss_mib", "exitcode")}
         info["model_process"]["steps"] = [name for name, _ in steps]
     write_json(run_dir / "run.json", info)
     failed += [name for name, code in codes.items() if code]
-    generated = codes.get("generate") == 0
-    if "score" in config.steps and "generate" not in failed:
-        finished = (run_dir / GEN_RUN_FILE).exists() and read_json(run_dir / GEN_RUN_FILE).get("complete")
-        if not (run_dir / PREDICTIONS_FILE).exists() or (not generated and not finished):
-            print(f"[{system.name}] score: no finished predictions, skipped", file=sys.stderr)
-        elif scores_current(run_dir):
-            print(f"[{system.name}] score: done, skipped", file=sys.stderr)
-        elif call_verb(["score", "--predictions", str(run_dir / PREDICTIONS_FILE), "--output", str(run_dir)]):
-            failed.append("score")
+    if "score" in config.steps and "generate" not in failed and score_step(system):
+        failed.append("score")
     return failed
 
 
-def run_pipeline(config: Config) -> int:
+def report_step(config: Config) -> int:
+    from eval import report
+
+    ready = [
+        s.run_dir for s in config.systems if (s.run_dir / "mcq.json").exists() or (s.run_dir / "scores.json").exists()
+    ]
+    if not ready:
+        print("report: no system has results yet, skipped", file=sys.stderr)
+        return 0
+    from eval.common import requests
+
+    options = dict(config.report) | {"runs": [str(p) for p in ready], "output": str(config.output_dir / "report")}
+    try:
+        request = requests.from_options(report.ReportRequest, options, "report")
+    except requests.UsageError as e:
+        print(f"pipeline: {e}", file=sys.stderr)
+        return 2
+    return report.main(request)
+
+
+def plan_pipeline(config: Config, recompute: bool = False) -> list[SystemPlan]:
+    """Every system's plan, or ConfigError listing every refusal and bad option (one line each)."""
+    from eval.common import fingerprint as fpr
+
+    plans, problems = [], []
+    for index, system in enumerate(config.systems):
+        try:
+            plans.append(plan_system(config, system, index, recompute))
+        except (ConfigError, fpr.FingerprintMismatch) as e:
+            problems.append(f"[{system.name}] {e}")
+        except Exception as e:  # a data error found while fingerprinting (benchmark CSV, dataset file)
+            from eval.common.files import InputFileError
+            from eval.data.benchmarks import BenchmarkError
+            from eval.data.prompts import DatasetError
+
+            if not isinstance(e, BenchmarkError | DatasetError | InputFileError):
+                raise
+            problems.append(f"[{system.name}] {e}")
+    if "report" in config.steps:
+        unknown = sorted(set(config.report) - REPORT_OPTIONS)
+        if unknown:
+            problems.append(f"report: unknown option(s) {unknown}; known: {sorted(REPORT_OPTIONS)}")
+    if problems:
+        raise ConfigError("\n".join(problems))
+    return plans
+
+
+def run_pipeline(config: Config, recompute: bool = False) -> int:
     for key, value in config.env.items():
         os.environ.setdefault(key, value)  # the caller's own setting wins
+    try:
+        plans = plan_pipeline(config, recompute)
+    except ConfigError as e:
+        print(f"pipeline: nothing was run:\n{e}", file=sys.stderr)
+        return 2
     failures: dict[str, list[str]] = {}
-    for system in config.systems:
-        failed = run_system(config, system)
+    for plan in plans:
+        failed = run_system(config, plan)
         if failed:
-            failures[system.name] = failed
-    if "report" in config.steps:
-        ready = [
-            s.run_dir
-            for s in config.systems
-            if (s.run_dir / "mcq.json").exists() or (s.run_dir / "scores.json").exists()
-        ]
-        if ready:
-            argv = ["report", "--runs", *map(str, ready), "--output", str(config.output_dir / "report")]
-            if call_verb(argv + _options(config.report)):
-                failures["report"] = ["report"]
-        else:
-            print("report: no system has results yet, skipped", file=sys.stderr)
+            failures[plan.system.name] = failed
+    if "report" in config.steps and report_step(config):
+        failures["report"] = ["report"]
     if failures:
         print(f"pipeline: failed steps: {failures}", file=sys.stderr)
         return 1
@@ -314,10 +361,10 @@ def run_pipeline(config: Config) -> int:
     return 0
 
 
-def main(config_path: str | os.PathLike) -> int:
+def main(config_path: str | os.PathLike, recompute: bool = False) -> int:
     try:
         config = load_config(config_path)
     except ConfigError as e:
         print(f"pipeline: {e}", file=sys.stderr)
         return 2
-    return run_pipeline(config)
+    return run_pipeline(config, recompute)

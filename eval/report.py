@@ -20,6 +20,8 @@ from typing import Any
 
 import numpy as np
 
+from eval.common import fingerprint as fpr
+from eval.common import requests
 from eval.common.files import InputFileError, atomic_write_text, iter_jsonl, read_json, write_json
 from eval.metrics import stats
 from eval.tables import paper_numbers as paper
@@ -29,6 +31,10 @@ MCQ_FILE = "mcq.json"
 SCORES_FILE = "scores.json"
 PER_SAMPLE_FILE = "scores_per_sample.jsonl"
 GENERATE_RUN_FILE = "generate_run.json"
+REPORT_FILE = "report.json"
+FORMAT_VERSION = 2  # of the tables: bump when a table's content or layout changes
+# fields that name the system of a row, not the protocol it was measured under
+SYSTEM_FIELDS = {"verb", "model", "adapter", "template", "default_system"}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -37,6 +43,62 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--reference", default=paper.REFERENCE, help="system the others are tested against")
     parser.add_argument("--resamples", type=int, default=stats.RESAMPLES, help="paired bootstrap resamples")
     parser.add_argument("--seed", type=int, default=stats.SEED)
+    requests.add_recompute(parser)
+
+
+@dataclass(frozen=True)
+class ReportRequest:
+    runs: tuple[str, ...]
+    output: Path
+    reference: str = paper.REFERENCE
+    resamples: int = stats.RESAMPLES
+    seed: int = stats.SEED
+    recompute: bool = False
+
+    def __post_init__(self) -> None:
+        if not self.runs:
+            raise requests.UsageError("--runs: name at least one run folder")
+        for folder in self.runs:
+            if not Path(folder).is_dir():
+                raise requests.UsageError(f"--runs {folder}: run folder not found")
+        requests.output_folder(Path(self.output))
+        requests.at_least("resamples", self.resamples, 1)
+        requests.at_least("seed", self.seed, 0)
+
+
+INPUT_FILES = (RUN_FILE, MCQ_FILE, SCORES_FILE, PER_SAMPLE_FILE, GENERATE_RUN_FILE)
+
+
+def fingerprint(request: ReportRequest) -> fpr.Fingerprint:
+    """The report is a function of its run folders' result files (by sha256) and the test settings."""
+    inputs = {}
+    for folder in request.runs:
+        path = Path(folder)
+        inputs[str(path)] = {name: fpr.file_sha256(path / name) for name in INPUT_FILES if (path / name).is_file()}
+    return fpr.Fingerprint(
+        fields={
+            "verb": "report",
+            "format": FORMAT_VERSION,
+            "inputs": inputs,
+            "reference": request.reference,
+            "paired_bootstrap": {"resamples": request.resamples, "seed": request.seed},
+        },
+        recorded={"versions": fpr.package_versions(("numpy", "matplotlib"))},
+    )
+
+
+def current(request: ReportRequest, fp: fpr.Fingerprint) -> dict[str, Any] | None:
+    """report.json when the report was made from exactly these inputs and all its files are still there."""
+    path = Path(request.output) / REPORT_FILE
+    if request.recompute or not path.is_file():
+        return None
+    record = read_json(path)
+    old = fpr.stored(record)
+    if old is None or fpr.differences(old.get("fields"), fp.fields):
+        return None  # a report is cheap and only ever derived: remade, never refused
+    if not all((Path(request.output) / name).is_file() for name in record.get("files", [])):
+        return None
+    return record
 
 
 @dataclass
@@ -48,6 +110,48 @@ class Run:
     per_sample: dict[str, dict[str, float]] = field(default_factory=dict)  # id → metric → score
     correct: dict[str, dict[str, float]] = field(default_factory=dict)  # benchmark → question id → 0/1
     generation: dict[str, Any] | None = None  # generate_run.json of the scored predictions, when found
+
+
+def protocol_of(record: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The protocol part of a result's fingerprint: everything but the fields that name the system."""
+    fp = fpr.stored(record)
+    if fp is None:
+        return None
+    return {k: v for k, v in fp["fields"].items() if k not in SYSTEM_FIELDS}
+
+
+def mcq_protocol(run: Run) -> dict[str, Any] | None:
+    return protocol_of(run.mcq)
+
+
+def generation_protocol(run: Run) -> dict[str, Any] | None:
+    """Generation (data, lengths, decoding, backend) plus scoring (metric, bootstrap) of a Table 3 row."""
+    gen, score = protocol_of(run.generation), protocol_of(run.scores)
+    if gen is None or score is None:
+        return None
+    score.pop("predictions_sha256", None)
+    return {"generate": gen, "score": score}
+
+
+def protocol_labels(runs: list[Run], protocol) -> tuple[dict[str, str], str]:
+    """Per system a label of the protocol its row was measured under, and a note saying how they differ;
+    ({}, "") when every row shares one protocol."""
+    found = [(run.system, protocol(run)) for run in runs]
+    distinct: list[dict[str, Any]] = []
+    for _, proto in found:
+        if proto is not None and proto not in distinct:
+            distinct.append(proto)
+    if len(distinct) <= 1 and all(proto is not None for _, proto in found):
+        return {}, ""
+    labels: dict[str, str] = {}
+    for system, proto in found:
+        labels[system] = "unrecorded" if proto is None else f"P{distinct.index(proto) + 1}"
+    lines = ["**Rows were measured under different protocols** (column `protocol`); compare them with care:"]
+    for i, proto in enumerate(distinct[1:], start=2):
+        lines.append(f"- P{i} differs from P1 in {fpr.describe(fpr.differences(distinct[0], proto), limit=6)}")
+    if any(proto is None for _, proto in found):
+        lines.append("- unrecorded: the result files carry no fingerprint (an older version or another tool)")
+    return labels, "\n".join(lines) + "\n"
 
 
 def generation_record(folder: Path, scores: dict[str, Any]) -> dict[str, Any] | None:
@@ -111,6 +215,12 @@ def load_run(folder: str | Path) -> Run:
     if (folder / SCORES_FILE).exists():
         run.scores = read_json(folder / SCORES_FILE)
         run.generation = generation_record(folder, run.scores)
+        per_sample_sha = run.scores.get("per_sample_sha256")
+        per_sample_path = folder / PER_SAMPLE_FILE
+        if per_sample_sha and per_sample_path.is_file() and fpr.file_sha256(per_sample_path) != per_sample_sha:
+            raise InputFileError(
+                f"{per_sample_path} was changed after {SCORES_FILE} was written; rerun score with --recompute"
+            )
         if (folder / PER_SAMPLE_FILE).exists():
             for lineno, row in iter_jsonl(folder / PER_SAMPLE_FILE):
                 if "id" not in row:
@@ -234,34 +344,39 @@ def build_table(
     return "\n".join(md) + "\n", buffer.getvalue(), rows
 
 
-def run_report(
-    folders: list[str | Path],
-    output: str | Path,
-    reference: str = paper.REFERENCE,
-    resamples: int = stats.RESAMPLES,
-    seed: int = stats.SEED,
-) -> dict[str, Any]:
+def run_report(request: ReportRequest) -> dict[str, Any]:
     from eval.tables.figure import plot_table3
 
-    runs = order_systems([load_run(f) for f in folders])
+    reference, resamples, seed = request.reference, request.resamples, request.seed
+    fp = fingerprint(request)
+    previous = current(request, fp)
+    if previous is not None:
+        return previous | {"reused": True}
+    runs = order_systems([load_run(f) for f in request.runs])
     ref = next((r for r in runs if r.system == reference), None)
     if ref is None:
         warnings.warn(f"no run of the reference system {reference!r}: no p-values", stacklevel=2)
-    out = Path(output)
+    out = Path(request.output)
     result: dict[str, Any] = {"reference": reference, "systems": [r.system for r in runs], "files": []}
     sections = [f"# MedAsst evaluation report\n\nReference for p-values: {ref.system if ref else '—'} "
                 f"(paired bootstrap, {resamples} resamples, seed {seed}, two-sided).\n"]  # fmt: skip
+    footer = f"\nInputs: fingerprint `{fp.digest[:16]}` (the run folders' result files by sha256; {REPORT_FILE}).\n"
 
     mcq_runs = [r for r in runs if r.mcq is not None]
     if mcq_runs:
+        labels2, note2 = protocol_labels(mcq_runs, mcq_protocol)
+        extra2 = {"protocol": lambda r: labels2[r.system]} if labels2 else None
         md, text, rows = build_table(
             mcq_runs, ref if ref and ref.mcq else None, paper.TABLE2_COLUMNS, paper.TABLE2_LABELS, paper.TABLE2,
             mcq_value, lambda r, f: mcq_p_values(r, f, resamples, seed),
             lambda r: sum(int((r.mcq.get("benchmarks") or {}).get(b, {}).get("n", 0)) for b in ("cmmlu", "ceval")),
+            extra2,
         )  # fmt: skip
+        md += ("\n" + note2 if note2 else "") + footer
         atomic_write_text(out / "table2.md", md)
         atomic_write_text(out / "table2.csv", text)
         result["table2"] = rows
+        result["table2_protocols"] = labels2 or "one protocol"
         result["files"] += ["table2.md", "table2.csv"]
         sections.append(
             "## Table 2: CMMLU + C-Eval medical multiple choice (accuracy %)\n\n" + md + "\n" + paper.TABLE2_NOTE + "\n"
@@ -269,16 +384,22 @@ def run_report(
 
     gen_runs = [r for r in runs if r.scores is not None]
     if gen_runs:
+        labels3, note3 = protocol_labels(gen_runs, generation_protocol)
+        extra3: dict[str, Any] = {"backend": backend_of, "cut at cutoff_len": truncation_of}
+        if labels3:
+            extra3["protocol"] = lambda r: labels3[r.system]
         md, text, rows = build_table(
             gen_runs, ref if ref and ref.scores else None, paper.TABLE3_COLUMNS, paper.TABLE3_LABELS, paper.TABLE3,
             lambda r, c: None if r.scores.get(c) is None else float(r.scores[c]),
             lambda r, f: gen_p_values(r, f, resamples, seed),
             lambda r: r.scores.get("n"),
-            {"backend": backend_of, "cut at cutoff_len": truncation_of},
+            extra3,
         )  # fmt: skip
+        md += ("\n" + note3 if note3 else "") + footer
         atomic_write_text(out / "table3.md", md)
         atomic_write_text(out / "table3.csv", text)
         result["table3"] = rows
+        result["table3_protocols"] = labels3 or "one protocol"
         values = [[row[c] for c in paper.TABLE3_COLUMNS] for row in rows]
         labels = [paper.TABLE3_LABELS[c] for c in paper.TABLE3_COLUMNS]
         result["figure4"] = plot_table3(
@@ -288,16 +409,23 @@ def run_report(
         sections.append("## Table 3: generation on the test set (×100)\n\n" + md + "\n![Figure 4](figure4.png)\n")
 
     atomic_write_text(out / "report.md", "\n".join(sections))
-    result["files"] += ["report.md", "report.json"]
-    write_json(out / "report.json", result)
+    result["files"] += ["report.md"]
+    result["file_sha256"] = {name: fpr.file_sha256(out / name) for name in result["files"]}
+    result["files"] += [REPORT_FILE]
+    result["fingerprint"] = fp.to_json()
+    write_json(out / REPORT_FILE, result)
     return result
 
 
-def main(args: argparse.Namespace) -> int:
+def main(request: ReportRequest) -> int:
     try:
-        result = run_report(args.runs, args.output, args.reference, args.resamples, args.seed)
+        result = run_report(request)
     except InputFileError as e:
         print(f"report: {e}", file=sys.stderr)
         return 2
-    print(f"report: {', '.join(result['systems'])} → {Path(args.output) / 'report.md'}")
+    state = " (up to date, reused)" if result.get("reused") else ""
+    print(f"report: {', '.join(result['systems'])} → {Path(request.output) / 'report.md'}{state}")
     return 0
+
+
+REQUEST = ReportRequest

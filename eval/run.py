@@ -1,10 +1,16 @@
-"""`python -m eval.run VERB ...`: wires the verbs; each lives in its own module with `add_arguments` and `main`."""
+"""`python -m eval.run VERB ...`: argv → the verb's typed request → the verb's function.
+
+Each verb module holds its flags (`add_arguments`), its request dataclass (`REQUEST`, validated when built) and
+`main(request)`; `--config` (eval/pipeline.py) builds the same requests from YAML and calls the same functions.
+"""
 
 from __future__ import annotations
 
 import argparse
 import importlib
 import sys
+
+from eval.common import requests
 
 # verb → module; imported lazily so `score` does not pay for torch/LLaMA-Factory start-up.
 VERBS: dict[str, tuple[str, str]] = {
@@ -15,9 +21,19 @@ VERBS: dict[str, tuple[str, str]] = {
 }
 
 
+class OneLineParser(argparse.ArgumentParser):
+    """argparse that reports a bad flag in one line (the flag, the reason, where help is), exit status 2."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 def build_parser(load_verbs: list[str] | None = None) -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m eval.run", description=__doc__)
+    parser = OneLineParser(prog="python -m eval.run", description=__doc__)
     parser.add_argument("--config", help="run the systems of a pipeline config end to end (eval/configs/paper.yaml)")
+    parser.add_argument(
+        "--recompute", action="store_true", help="with --config: recompute results made from other inputs"
+    )
     sub = parser.add_subparsers(dest="verb")
     for verb, (module_name, help_text) in VERBS.items():
         verb_parser = sub.add_parser(verb, help=help_text, description=help_text)
@@ -34,11 +50,17 @@ def main(argv: list[str] | None = None) -> int:
     if args.config:
         from eval import pipeline
 
-        return pipeline.main(args.config)
+        return pipeline.main(args.config, recompute=args.recompute)
     if args.verb is None:
         parser.print_help()
         return 2
-    return int(importlib.import_module(VERBS[args.verb][0]).main(args) or 0)
+    module = importlib.import_module(VERBS[args.verb][0])
+    try:
+        request = requests.from_args(module.REQUEST, args)
+    except requests.UsageError as e:
+        print(f"{args.verb}: error: {e}", file=sys.stderr)
+        return 2
+    return int(module.main(request) or 0)
 
 
 if __name__ == "__main__":

@@ -8,16 +8,18 @@ OUT/scores_per_sample.jsonl (one line per prediction, for the paired tests of `r
 from __future__ import annotations
 
 import argparse
-import hashlib
 import multiprocessing
 import os
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from eval.common.files import InputFileError, iter_jsonl, write_json, write_jsonl
+from eval.common import fingerprint as fpr
+from eval.common import requests
+from eval.common.files import InputFileError, iter_jsonl, read_json, write_json, write_jsonl
 from eval.metrics import similarity, stats
 
 SCORES_FILE = "scores.json"
@@ -25,6 +27,8 @@ PER_SAMPLE_FILE = "scores_per_sample.jsonl"
 REQUIRED_KEYS = ("predict", "label")
 _CHUNK = 64  # pairs per task: small enough to balance two workers, big enough to hide IPC
 _MIN_PARALLEL = 256  # below this, starting workers costs more than it saves
+METRIC = "LLaMA-Factory ComputeSimilarity: char BLEU-4 (NLTK method3), jieba ROUGE F1; ×100 per sample"
+METRIC_VERSION = 1  # bump when a score of the same pair can change
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -33,6 +37,58 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--workers", type=int, default=None, help="processes (default: all usable cores)")
     parser.add_argument("--resamples", type=int, default=stats.RESAMPLES, help="bootstrap resamples for the CIs")
     parser.add_argument("--seed", type=int, default=stats.SEED, help="bootstrap seed")
+    requests.add_recompute(parser)
+
+
+@dataclass(frozen=True)
+class ScoreRequest:
+    predictions: Path
+    output: Path | None = None
+    workers: int | None = None
+    resamples: int = stats.RESAMPLES
+    seed: int = stats.SEED
+    recompute: bool = False
+
+    def __post_init__(self) -> None:
+        requests.input_file(Path(self.predictions), "predictions")
+        requests.output_folder(self.output)
+        requests.at_least("workers", self.workers, 1, optional=True)
+        requests.at_least("resamples", self.resamples, 1)
+        requests.at_least("seed", self.seed, 0)
+
+    @property
+    def out_dir(self) -> Path:
+        return Path(self.output) if self.output else Path(self.predictions).parent
+
+
+def fingerprint(request: ScoreRequest) -> fpr.Fingerprint:
+    return fpr.Fingerprint(
+        fields={
+            "verb": "score",
+            "metric": {"name": METRIC, "version": METRIC_VERSION},
+            "predictions_sha256": fpr.file_sha256(request.predictions),
+            "bootstrap": {"resamples": request.resamples, "seed": request.seed},
+        },
+        recorded={
+            "predictions": str(request.predictions),
+            "workers": request.workers,
+            "versions": fpr.package_versions(("jieba", "rouge-chinese", "nltk", "numpy")),
+        },
+    )
+
+
+def current(request: ScoreRequest) -> dict[str, Any] | None:
+    """scores.json when it was made from these inputs; None when there is none (or --recompute)."""
+    path = request.out_dir / SCORES_FILE
+    if request.recompute or not path.is_file() or not (request.out_dir / PER_SAMPLE_FILE).is_file():
+        return None
+    record = read_json(path)
+    fpr.check_reusable(path, record, fingerprint(request), "scores")
+    if record.get("per_sample_sha256") != fpr.file_sha256(request.out_dir / PER_SAMPLE_FILE):
+        raise fpr.FingerprintMismatch(
+            f"{request.out_dir / PER_SAMPLE_FILE} was changed after {path} was written; pass --recompute"
+        )
+    return record
 
 
 def read_predictions(path: str | os.PathLike) -> list[dict[str, Any]]:
@@ -111,30 +167,18 @@ def summarize(
     return result
 
 
-def file_sha256(path: str | os.PathLike) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def run(
-    predictions: str | os.PathLike,
-    output: str | os.PathLike | None = None,
-    workers: int | None = None,
-    resamples: int = stats.RESAMPLES,
-    seed: int = stats.SEED,
-    progress: bool = True,
-) -> dict[str, Any]:
-    predictions = Path(predictions)
-    out_dir = Path(output) if output else predictions.parent
-    records = read_predictions(predictions)
-    per_sample = score_pairs([(r["predict"], r["label"]) for r in records], workers=workers, progress=progress)
-    result = summarize(records, per_sample, resamples=resamples, seed=seed)
-    result["predictions"] = str(predictions)
-    result["predictions_sha256"] = file_sha256(predictions)
-    result["metric"] = "LLaMA-Factory ComputeSimilarity: char BLEU-4 (NLTK method3), jieba ROUGE F1; ×100 per sample"
+def run(request: ScoreRequest, progress: bool = True) -> dict[str, Any]:
+    previous = current(request)
+    if previous is not None:
+        return previous | {"reused": True}
+    fp = fingerprint(request)
+    records = read_predictions(request.predictions)
+    pairs = [(r["predict"], r["label"]) for r in records]
+    per_sample = score_pairs(pairs, workers=request.workers, progress=progress)
+    result = summarize(records, per_sample, resamples=request.resamples, seed=request.seed)
+    result["predictions"] = str(request.predictions)
+    result["predictions_sha256"] = fp.fields["predictions_sha256"]
+    result["metric"] = METRIC
     rows = []
     for record, scores in zip(records, per_sample, strict=True):
         row: dict[str, Any] = {"id": sample_id(record)}
@@ -144,19 +188,26 @@ def run(
         rows.append(row)
     ids = [row["id"] for row in rows]
     if len(set(ids)) != len(ids):
-        raise InputFileError(f"{predictions}: duplicate ids; per-sample scores could not be paired across systems")
-    write_jsonl(out_dir / PER_SAMPLE_FILE, rows)
-    write_json(out_dir / SCORES_FILE, result)
+        raise InputFileError(
+            f"{request.predictions}: duplicate ids; per-sample scores could not be paired across systems"
+        )
+    per_sample_path = write_jsonl(request.out_dir / PER_SAMPLE_FILE, rows)
+    result["per_sample_sha256"] = fpr.file_sha256(per_sample_path)
+    result["fingerprint"] = fp.to_json()
+    write_json(request.out_dir / SCORES_FILE, result)
     return result
 
 
-def main(args: argparse.Namespace) -> int:
+def main(request: ScoreRequest) -> int:
     try:
-        result = run(args.predictions, args.output, args.workers, args.resamples, args.seed)
-    except InputFileError as e:
+        result = run(request)
+    except (InputFileError, fpr.FingerprintMismatch) as e:
         print(f"score: {e}", file=sys.stderr)
         return 2
-    out_dir = Path(args.output) if args.output else Path(args.predictions).parent
     summary = ", ".join(f"{m} {result[m]:.4f}" for m in similarity.METRICS)
-    print(f"n={result['n']}: {summary} → {out_dir / SCORES_FILE}")
+    state = " (up to date, reused)" if result.get("reused") else ""
+    print(f"n={result['n']}: {summary} → {request.out_dir / SCORES_FILE}{state}")
     return 0
+
+
+REQUEST = ScoreRequest

@@ -252,19 +252,22 @@ def test_backend_selection(monkeypatch):
         backends.select_backend("tgi")
 
 
-def test_generate_vllm_without_vllm_is_a_clear_error(tmp_path: Path, dataset_dir: Path, capsys, monkeypatch):
+def test_generate_vllm_without_vllm_is_a_clear_error(
+    tiny_model, tmp_path: Path, dataset_dir: Path, capsys, monkeypatch
+):
     monkeypatch.setattr(backends, "vllm_unavailable_reason", lambda: "vLLM is not installed (pip install x)")
-    argv = gen_argv(tmp_path / "model", dataset_dir, tmp_path / "out")
+    argv = gen_argv(tiny_model("qwen2"), dataset_dir, tmp_path / "out")
     argv[argv.index("hf")] = "vllm"
     assert eval_run.main(argv) == 2
     assert "--backend vllm: vLLM is not installed" in capsys.readouterr().err
 
 
-def test_generate_errors(tmp_path: Path, dataset_dir: Path, capsys):
-    argv = gen_argv(tmp_path / "model", dataset_dir, tmp_path / "out", "--adapter", str(tmp_path / "no-adapter"))
+def test_generate_errors(tiny_model, tmp_path: Path, dataset_dir: Path, capsys):
+    model = tiny_model("qwen2")
+    argv = gen_argv(model, dataset_dir, tmp_path / "out", "--adapter", str(tmp_path / "no-adapter"))
     assert eval_run.main(argv) == 2
     assert "adapter folder not found" in capsys.readouterr().err
-    argv = gen_argv(tmp_path / "model", dataset_dir, tmp_path / "out")
+    argv = gen_argv(model, dataset_dir, tmp_path / "out")
     argv[argv.index("qwen")] = "no-such-template"
     assert eval_run.main(argv) == 2
     assert "unknown LLaMA-Factory template" in capsys.readouterr().err

@@ -8,9 +8,16 @@ from pathlib import Path
 
 import pytest
 
+from eval import mcq
 from eval import run as cli
 from eval.data.benchmarks import PAPER, PAPER_COUNTS, BenchmarkSource, resolve_subjects
-from eval.mcq import RESULT_FILE, run
+from eval.mcq import RESULT_FILE
+
+
+def run(model: str, output, progress: bool = True, **options) -> dict:
+    """The typed verb, as the CLI and --config call it."""
+    return mcq.run(mcq.McqRequest(model=model, output=output, **options), progress=progress)
+
 
 PAPER_CEVAL = ",".join(f"ceval:{s}" for s in PAPER["ceval"])  # the 90 C-Eval questions
 

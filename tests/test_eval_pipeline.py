@@ -99,8 +99,8 @@ def test_pipeline_end_to_end_then_skips(tiny_model, tmp_path: Path, monkeypatch)
     assert probe["self_max_rss_mib"] < probe["children_max_rss_mib"] / 2, probe
     medasst_prompt = json.loads((runs / "medasst" / "generated_predictions.jsonl").read_text().splitlines()[0])
     assert "You are a helpful assistant." in medasst_prompt["prompt"]
-    if pipeline._verb_accepts("mcq", "--default-system"):  # the recipes' system prompt reaches mcq too
-        assert "You are a helpful assistant." in (runs / "medasst" / "mcq.json").read_text(encoding="utf-8")
+    # the recipes' system prompt reaches mcq too
+    assert "You are a helpful assistant." in (runs / "medasst" / "mcq.json").read_text(encoding="utf-8")
     report = runs / "report"
     table3 = list(csv.DictReader((report / "table3.csv").open(encoding="utf-8")))
     assert [r["system"] for r in table3] == ["LlaMa-3-8B", "Qwen2-7B", "MedAsst"]
@@ -124,8 +124,15 @@ def test_pipeline_end_to_end_then_skips(tiny_model, tmp_path: Path, monkeypatch)
 
 @pytest.mark.slow
 def test_a_system_whose_model_process_dies_fails_alone(tiny_model, tmp_path: Path, monkeypatch):
+    import shutil
+
     config = write_config(tmp_path, tiny_model, ["mcq", "report"])
-    text = config.read_text(encoding="utf-8").replace(str(tiny_model("llama3")), str(tmp_path / "no-such-model"))
+    # a model folder that passes every check but whose weights are cut short: loading fails in its child
+    broken = tmp_path / "broken-llama3"
+    shutil.copytree(tiny_model("llama3"), broken)
+    weights = broken / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:1000])
+    text = config.read_text(encoding="utf-8").replace(str(tiny_model("llama3")), str(broken))
     config.write_text(text, encoding="utf-8")
     assert eval_run.main(["--config", str(config)]) == 1
     assert (tmp_path / "runs" / "medasst" / "mcq.json").is_file(), "the other systems still ran"
@@ -155,9 +162,10 @@ def test_config_errors(tmp_path: Path, capsys, text: str, message: str):
 
 def test_yaml_is_loaded_safely(tmp_path: Path):
     path = tmp_path / "c.yaml"
-    path.write_text("output_dir: !!python/object/apply:os.system ['echo pwned']\nsystems: []\n")
-    with pytest.raises(yaml.constructor.ConstructorError):
+    path.write_text("output_dir: !!python/object/apply:os.system ['touch pwned']\nsystems: []\n")
+    with pytest.raises(pipeline.ConfigError, match="line 1, column 13: not valid YAML"):
         pipeline.load_config(path)
+    assert not Path("pwned").exists()
 
 
 def test_paper_config_matches_the_recipes():

@@ -15,6 +15,10 @@ from eval.metrics import stats
 from eval.tables import paper_numbers as paper
 
 
+def run_report(runs, output, **options) -> dict:
+    return report.run_report(report.ReportRequest(runs=tuple(map(str, runs)), output=output, **options))
+
+
 def make_run(root: Path, system: str, skill: float, n_gen: int = 60, mcq: bool = True, seed: int = 0) -> Path:
     """A run folder with the files `mcq` and `score` write; `skill` shifts its scores."""
     rng = random.Random(f"{system}:{seed}")
@@ -84,7 +88,7 @@ def test_report_tables_and_figure(five_runs: list[Path], tmp_path: Path):
 
 def test_report_generation_only_and_unknown_system(tmp_path: Path):
     runs = [make_run(tmp_path, "MedAsst", 0.8, mcq=False), make_run(tmp_path, "My-Model", 0.5, mcq=False)]
-    result = report.run_report(runs, tmp_path / "out", resamples=100)
+    result = run_report(runs, tmp_path / "out", resamples=100)
     assert result["systems"] == ["MedAsst", "My-Model"]
     assert "table2" not in result and not (tmp_path / "out" / "table2.md").exists()
     my = result["table3"][1]
@@ -94,7 +98,7 @@ def test_report_generation_only_and_unknown_system(tmp_path: Path):
 def test_no_reference_means_no_p_values(tmp_path: Path):
     runs = [make_run(tmp_path, "Gemma-7B", 0.3)]
     with pytest.warns(UserWarning, match="no run of the reference"):
-        result = report.run_report(runs, tmp_path / "out", resamples=50)
+        result = run_report(runs, tmp_path / "out", resamples=50)
     assert result["table3"][0]["bleu-4_p"] is None
 
 
@@ -138,7 +142,7 @@ def test_table3_names_each_rows_backend_and_truncation(tmp_path: Path):
     mistral = make_run(tmp_path, "Mistral-7B", 0.4)
     truncation = {"cutoff_len": 512, "n": 43, "prompts_cut": 20, "references_cut": 1, "records_cut": 20}
     (mistral / "generate_run.json").write_text(json.dumps({"backend": "hf", "truncation": truncation}))
-    result = report.run_report([medasst, mistral], tmp_path / "out", resamples=50)
+    result = run_report([medasst, mistral], tmp_path / "out", resamples=50)
     rows = {row["system"]: row for row in result["table3"]}
     assert rows["Mistral-7B"]["backend"] == "hf"
     assert rows["Mistral-7B"]["cut at cutoff_len"] == "20 prompts, 1 refs of 43 at 512"

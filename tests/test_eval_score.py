@@ -59,7 +59,7 @@ def test_score_cli_outputs(tmp_path: Path):
 def test_default_output_is_predictions_folder_and_ids_fall_back_to_lines(tmp_path: Path):
     preds = tmp_path / "generated_predictions.jsonl"
     write_predictions(preds, 5, with_source=False)
-    result = score.run(preds, progress=False)
+    result = score.run(score.ScoreRequest(preds), progress=False)
     assert "per_source" not in result
     per_sample = [json.loads(line) for line in (tmp_path / "scores_per_sample.jsonl").read_text().splitlines()]
     assert [p["id"] for p in per_sample] == ["#1", "#2", "#3", "#4", "#5"]
@@ -103,4 +103,4 @@ def test_missing_file_and_duplicate_ids(tmp_path: Path):
     preds = tmp_path / "p.jsonl"
     preds.write_text('{"predict": "a", "label": "b", "id": "x"}\n{"predict": "a", "label": "b", "id": "x"}\n')
     with pytest.raises(InputFileError, match="duplicate ids"):
-        score.run(preds, progress=False)
+        score.run(score.ScoreRequest(preds), progress=False)

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 ADAPTER_FILES = ("adapter_config.json",)
+DTYPES = ("auto", "float16", "bfloat16", "float32")  # LF's infer_dtype
 ADAPTER_WEIGHTS = ("adapter_model.safetensors",)
 # Chat-control tokens written literally in LLaMA-Factory's template strings (`<|im_start|>`, `<start_of_turn>`, ...).
 TEMPLATE_TOKEN = re.compile(r"<\|[^<>|\s]+\|>|<(?:start|end)_of_turn>")
@@ -167,12 +168,21 @@ def load(
     check_template(model, template)
     args = infer_args(model, adapter, template, cutoff_len, extra)
     model_args, data_args, finetuning_args, _ = get_infer_args(dict(args))
-    tokenizer = load_tokenizer(model_args)["tokenizer"]
+    try:
+        tokenizer = load_tokenizer(model_args)["tokenizer"]
+    except OSError as e:  # LF: "Failed to load tokenizer." — say which model and what to check
+        raise ModelLoadError(
+            f"cannot load the tokenizer of {model}: {e} (not a model folder, or a hub id not in the local cache "
+            "and no network?)"
+        ) from None
     if check_tokens:
         check_template_tokens(tokenizer, template, model)
     tok_template = template_and_fix_tokenizer(tokenizer, data_args)
     tokenizer.padding_side = padding_side
-    net = load_model(tokenizer, model_args, finetuning_args, is_trainable=False)
+    try:
+        net = load_model(tokenizer, model_args, finetuning_args, is_trainable=False)
+    except OSError as e:  # missing or unreadable weights
+        raise ModelLoadError(f"cannot load the weights of {model}: {e}") from None
     net.eval()
     return LoadedModel(
         model=net,

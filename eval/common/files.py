@@ -50,20 +50,37 @@ def write_jsonl(path: str | os.PathLike, rows: Iterable[dict[str, Any]]) -> Path
 def read_json(path: str | os.PathLike) -> Any:
     path = Path(path)
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
+        return json.loads(decode(path.read_bytes(), path))
     except FileNotFoundError:
         raise InputFileError(f"{path}: file not found") from None
+    except IsADirectoryError:
+        raise InputFileError(f"{path} is a folder, not a JSON file") from None
     except json.JSONDecodeError as e:
         raise InputFileError(f"{path}: not valid JSON ({e})") from None
+
+
+def decode(data: bytes, path: Path, lineno: int | None = None) -> str:
+    """UTF-8 text (a leading BOM, as Windows editors write it, is dropped); anything else is a named error."""
+    try:
+        return data.decode("utf-8-sig" if lineno in (None, 1) else "utf-8")
+    except UnicodeDecodeError as e:
+        where = f"{path} line {lineno}" if lineno is not None else str(path)
+        raise InputFileError(
+            f"{where}: not UTF-8 (byte 0x{data[e.start]:02x} at offset {e.start}; GBK or another encoding?); "
+            "re-save the file as UTF-8"
+        ) from None
 
 
 def iter_jsonl(path: str | os.PathLike) -> Iterator[tuple[int, dict[str, Any]]]:
     """(1-based line number, object) per non-blank line; errors name the file and line."""
     path = Path(path)
+    if path.is_dir():
+        raise InputFileError(f"{path} is a folder, not a JSONL file")
     if not path.is_file():
         raise InputFileError(f"{path}: file not found")
-    with path.open("r", encoding="utf-8") as f:
-        for lineno, line in enumerate(f, start=1):
+    with path.open("rb") as f:
+        for lineno, raw in enumerate(f, start=1):
+            line = decode(raw, path, lineno)
             if not line.strip():
                 continue
             try:

@@ -70,10 +70,13 @@ def load_tokenizer_and_template(model_args_dict: dict[str, Any]):
     from llamafactory.hparams import get_infer_args
     from llamafactory.model import load_tokenizer
 
-    from eval.backends.model import check_template_tokens, template_and_fix_tokenizer
+    from eval.backends.model import ModelLoadError, check_template_tokens, template_and_fix_tokenizer
 
     model_args, data_args, _, _ = get_infer_args(dict(model_args_dict))
-    tokenizer = load_tokenizer(model_args)["tokenizer"]
+    try:
+        tokenizer = load_tokenizer(model_args)["tokenizer"]
+    except OSError as e:
+        raise ModelLoadError(f"cannot load the tokenizer of {model_args.model_name_or_path}: {e}") from None
     # the same check as the HF path, on the tokenizer as loaded (before LF adds missing stop words)
     check_template_tokens(tokenizer, data_args.template, str(model_args_dict.get("model_name_or_path", "")))
     template = template_and_fix_tokenizer(tokenizer, data_args)
@@ -81,8 +84,27 @@ def load_tokenizer_and_template(model_args_dict: dict[str, Any]):
     return tokenizer, template
 
 
-def _files(dataset_dir: str, attr) -> list[Path]:
-    path = Path(dataset_dir) / attr.dataset_name
+def dataset_entry(dataset: str, dataset_dir: str | Path) -> tuple[dict[str, Any], list[Path]]:
+    """(dataset_info.json entry, its local files), read without LLaMA-Factory: checks a request before any model
+    loads, and names the data files for the fingerprint."""
+    info_path = Path(dataset_dir) / "dataset_info.json"
+    if not info_path.is_file():
+        raise DatasetError(f"--dataset-dir {dataset_dir}: no dataset_info.json there")
+    try:
+        info = json.loads(info_path.read_text(encoding="utf-8-sig"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise DatasetError(f"{info_path}: not valid UTF-8 JSON ({e})") from None
+    if not isinstance(info, dict) or not isinstance(info.get(dataset), dict):
+        names = sorted(info) if isinstance(info, dict) else []
+        raise DatasetError(f"--dataset {dataset!r} is not in {info_path} (it has: {', '.join(names) or 'nothing'})")
+    entry = info[dataset]
+    if not entry.get("file_name") or any(entry.get(k) for k in ("hf_hub_url", "ms_hub_url", "om_hub_url")):
+        raise DatasetError(f"--dataset {dataset!r} is not a local file dataset; generate reads local files only")
+    path = Path(dataset_dir) / str(entry["file_name"])
+    return entry, _local_files(path)
+
+
+def _local_files(path: Path) -> list[Path]:
     if path.is_dir():
         files = sorted(p for p in path.iterdir() if p.suffix in _READABLE)
         if not files:
@@ -95,8 +117,15 @@ def _files(dataset_dir: str, attr) -> list[Path]:
     return [path]
 
 
+def _files(dataset_dir: str, attr) -> list[Path]:
+    return _local_files(Path(dataset_dir) / attr.dataset_name)
+
+
 def _read_records(path: Path) -> list[dict[str, Any]]:
-    text = path.read_text(encoding="utf-8")
+    try:
+        text = path.read_bytes().decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        raise DatasetError(f"{path}: not UTF-8 (at byte offset {e.start}); re-save the file as UTF-8") from None
     if path.suffix == ".json" and text.lstrip().startswith("["):
         return json.loads(text)
     records = []
