@@ -272,6 +272,8 @@ def run(request: GenerateRequest, progress: bool = True) -> dict[str, Any]:
     if torn:
         print(f"generate: cut a torn last line ({torn} bytes) from {pred_path}", file=sys.stderr)
     rows = done_rows(pred_path)
+    # the whole dataset is read (and any bad record named) before the model loads
+    read = prompts.read_dataset(request.dataset, request.dataset_dir, request.max_samples)
 
     extra: dict[str, Any] = {"infer_dtype": request.dtype}
     if request.default_system:
@@ -291,6 +293,7 @@ def run(request: GenerateRequest, progress: bool = True) -> dict[str, Any]:
         request.template,
         request.cutoff_len,
         request.max_samples,
+        read,
     )
     wanted = {e.id for e in examples}
     stray = sorted(set(rows) - wanted)

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from eval.common.files import read_json, write_json
+from eval.common.files import InputFileError, read_json, write_json
 
 STEPS = ("mcq", "generate", "score", "report")
 SYSTEM_KEYS = {"name", "dir", "model", "adapter", "template", "default_system"}
@@ -285,7 +285,15 @@ def run_system(config: Config, plan: SystemPlan) -> list[str]:
         codes = report["codes"]
         info["model_process"] = {k: report[k] for k in ("pid", "max_rss_mib", "exitcode")}
         info["model_process"]["steps"] = [name for name, _ in steps]
-    write_json(run_dir / "run.json", info)
+    run_file = run_dir / "run.json"
+    try:
+        previous = read_json(run_file) if run_file.is_file() else None
+    except InputFileError:  # a damaged run.json is replaced
+        previous = None
+    if isinstance(previous, dict) and "model_process" not in info and "model_process" in previous:
+        info["model_process"] = previous["model_process"]  # the process that made what is still there
+    if info != previous:  # unchanged: left alone, so the report (whose input it is) stays up to date
+        write_json(run_file, info)
     failed += [name for name, code in codes.items() if code]
     if "score" in config.steps and "generate" not in failed and score_step(system):
         failed.append("score")
@@ -345,7 +353,9 @@ def run_pipeline(config: Config, recompute: bool = False) -> int:
     try:
         plans = plan_pipeline(config, recompute)
     except ConfigError as e:
-        print(f"pipeline: nothing was run:\n{e}", file=sys.stderr)
+        problems = str(e).splitlines()
+        sep = " " if len(problems) == 1 else "\n"
+        print(f"pipeline: nothing was run:{sep}{e}", file=sys.stderr)
         return 2
     failures: dict[str, list[str]] = {}
     for plan in plans:

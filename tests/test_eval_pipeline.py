@@ -69,7 +69,7 @@ print("PROBE " + json.dumps({
 
 
 @pytest.mark.slow
-def test_pipeline_end_to_end_then_skips(tiny_model, tmp_path: Path, monkeypatch):
+def test_pipeline_end_to_end_then_skips(tiny_model, tmp_path: Path, monkeypatch, capsys):
     import subprocess
     import sys
 
@@ -117,9 +117,35 @@ def test_pipeline_end_to_end_then_skips(tiny_model, tmp_path: Path, monkeypatch)
 
     monkeypatch.setattr(pipeline, "run_model_steps", no_load)
     monkeypatch.setattr("eval.score.score_pairs", no_load)
+    monkeypatch.setattr("eval.report.build_table", no_load)
     before = (runs / "medasst" / "scores.json").read_bytes()
     assert eval_run.main(["--config", str(config)]) == 0
     assert (runs / "medasst" / "scores.json").read_bytes() == before
+
+    # another model, or another subject list, under the same output_dir: refused before anything runs
+    raw = yaml.safe_load(config.read_text(encoding="utf-8"))
+    raw["systems"][2]["model"] = str(tiny_model("qwen2", seed=1))
+    config.write_text(yaml.safe_dump(raw, allow_unicode=True), encoding="utf-8")
+    capsys.readouterr()
+    assert eval_run.main(["--config", str(config)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("pipeline: nothing was run: [MedAsst]"), err
+    assert "model.files" in err[0] and "--recompute" in err[0]
+    raw["systems"][2]["model"] = str(tiny_model("qwen2"))
+    raw["mcq"]["subjects"] = "ceval:physician"
+    config.write_text(yaml.safe_dump(raw, allow_unicode=True), encoding="utf-8")
+    assert eval_run.main(["--config", str(config)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[0] == "pipeline: nothing was run:" and len(err) == 4  # one line per system
+    assert all("subjects" in line for line in err[1:])
+
+    # --recompute: recomputed (here one system, mcq only)
+    monkeypatch.undo()
+    raw["systems"], raw["steps"] = raw["systems"][2:], ["mcq"]
+    config.write_text(yaml.safe_dump(raw, allow_unicode=True), encoding="utf-8")
+    assert eval_run.main(["--config", str(config), "--recompute"]) == 0
+    redone = json.loads((runs / "medasst" / "mcq.json").read_text(encoding="utf-8"))
+    assert redone["fingerprint"]["fields"]["subjects"] == ["ceval:physician"]
 
 
 @pytest.mark.slow

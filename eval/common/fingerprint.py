@@ -193,7 +193,7 @@ def data_file(path: str | os.PathLike) -> dict[str, Any]:
     return {"file": str(path), "sha256": file_sha256(path)}
 
 
-def _hub_snapshot(model: str) -> tuple[Path, str | None, str] | None:
+def hub_snapshot(model: str) -> tuple[Path, str | None, str] | None:
     """(local snapshot folder, revision, hub) that a hub id resolves to in the local cache, without any network."""
     if os.environ.get("USE_MODELSCOPE_HUB", "").lower() in ("1", "true", "y"):
         base = Path(os.environ.get("MODELSCOPE_CACHE") or Path.home() / ".cache" / "modelscope" / "hub")
@@ -218,7 +218,7 @@ def model_identity(model: str) -> dict[str, Any]:
     if path.is_dir():
         files = files_sha256(folder_files(path, MODEL_FILE_PATTERNS), path)
         return {"files_sha256": _tree_digest(files), "files": files}
-    snapshot = _hub_snapshot(model)
+    snapshot = hub_snapshot(model)
     if snapshot is None:
         return {"id": model, "revision": None, "resolved": False}
     folder, revision, hub = snapshot

@@ -59,6 +59,16 @@ def model_ref(value: str, name: str = "model") -> None:
     explicit_path = value.startswith(("/", ".", "~")) or value.count("/") != 1 or os.sep + os.sep in value
     if explicit_path or not HUB_ID.match(value):
         raise UsageError(f"{flag(name)} {value}: model folder not found (and not a hub id like Qwen/Qwen2-7B)")
+    offline = os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes", "on")
+    modelscope = os.environ.get("USE_MODELSCOPE_HUB", "").lower() in ("1", "true", "y")
+    if offline and not modelscope:
+        from eval.common.fingerprint import hub_snapshot
+
+        if hub_snapshot(value) is None:
+            raise UsageError(
+                f"{flag(name)} {value}: no local folder of that name, and the hub id is not in the local cache "
+                "(HF_HUB_OFFLINE=1); download it first or pass the model folder"
+            )
 
 
 def _accepts(hint: Any, value: Any) -> bool:

@@ -171,12 +171,13 @@ def build_examples(
     template_name: str,
     cutoff_len: int,
     max_samples: int | None = None,
+    read: tuple[Any, list[dict[str, Any]]] | None = None,
 ) -> list[Example]:
     """Prompt and reference token ids per record, as LF's predict would feed and score them."""
     from llamafactory.data.converter import get_dataset_converter
     from llamafactory.data.processor import UnsupervisedDatasetProcessor
 
-    attr, records = read_dataset(dataset, dataset_dir, max_samples)
+    attr, records = read or read_dataset(dataset, dataset_dir, max_samples)
     data_args = data_arguments(dataset_dir, template_name, cutoff_len)
     converter = get_dataset_converter(attr.formatting, attr, data_args)
     processor = UnsupervisedDatasetProcessor(
