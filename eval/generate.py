@@ -5,7 +5,8 @@ label without), plus the record's `id` (its position "#n" when it has none) and 
 eval.data.prompts, i.e. LF's own converter, template and cutoff truncation.
 
 Resumable: answers are appended per batch (flush + fsync), so an interrupted run loses at most one batch; a rerun
-cuts a torn last line, skips the ids already answered, and refuses to mix settings (generate_run.json). Batches
+cuts a torn last line, skips the ids already answered, and refuses to mix inputs (the fingerprint in
+generate_run.json; --recompute starts over). Batches
 are fixed over the whole set (length-sorted, then by position), so a resumed run builds the same batches. When
 all ids are answered the file is rewritten once, atomically, in dataset order.
 """
@@ -264,6 +265,8 @@ def run(request: GenerateRequest, progress: bool = True) -> dict[str, Any]:
     if found == "current":  # nothing to do: do not load the model at all
         return read_json(out_dir / RUN_FILE) | {"generated_now": 0}
     model_mod.check_template(request.model, request.template)
+    # the whole dataset is read (and any bad record named) before anything is written or the model loads
+    read = prompts.read_dataset(request.dataset, request.dataset_dir, request.max_samples)
     out_dir.mkdir(parents=True, exist_ok=True)
     if found == "fresh":
         pred_path.unlink(missing_ok=True)
@@ -272,8 +275,6 @@ def run(request: GenerateRequest, progress: bool = True) -> dict[str, Any]:
     if torn:
         print(f"generate: cut a torn last line ({torn} bytes) from {pred_path}", file=sys.stderr)
     rows = done_rows(pred_path)
-    # the whole dataset is read (and any bad record named) before the model loads
-    read = prompts.read_dataset(request.dataset, request.dataset_dir, request.max_samples)
 
     extra: dict[str, Any] = {"infer_dtype": request.dtype}
     if request.default_system:

@@ -46,7 +46,10 @@ def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     verb = next((a for a in argv if a in VERBS), None)
     parser = build_parser([verb] if verb else [])
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as done:  # --help (0) or a bad flag (2, already reported in one line)
+        return int(done.code or 0)
     if args.config:
         from eval import pipeline
 

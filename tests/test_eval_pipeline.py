@@ -213,3 +213,29 @@ def test_paper_config_matches_the_recipes():
         assert system.model == recipe["model_name_or_path"]
         assert system.template == recipe["template"]
         assert system.default_system == recipe.get("default_system")
+
+
+def test_the_pipeline_calls_the_verbs_not_the_cli():
+    """No import circle: the CLI and --config are two thin layers over the verbs' typed functions."""
+    import ast
+
+    def imports(path: Path) -> set[str]:
+        found = set()
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ImportFrom) and node.module:
+                found.add(node.module)
+                found.update(f"{node.module}.{alias.name}" for alias in node.names)
+            elif isinstance(node, ast.Import):
+                found.update(alias.name for alias in node.names)
+        return found
+
+    eval_dir = REPO_ROOT / "eval"
+    assert "eval.run" not in imports(eval_dir / "pipeline.py")
+    for path in sorted(eval_dir.rglob("*.py")):
+        if path.name not in ("run.py", "pipeline.py"):
+            assert not {"eval.run", "eval.pipeline"} & imports(path), path
+    # every verb takes a typed request, and --config builds the same one
+    from eval import generate, mcq, report, score
+
+    for verb in (mcq, generate, score, report):
+        assert verb.REQUEST.__dataclass_params__.frozen
