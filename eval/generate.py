@@ -286,6 +286,8 @@ def run(request: GenerateRequest, progress: bool = True) -> dict[str, Any]:
         tokenizer, template = loaded.tokenizer, loaded.template
     else:
         tokenizer, template = prompts.load_tokenizer_and_template(infer)
+    if not fp.fields["model"].get("files_sha256"):  # a hub id fetched by this load: record the snapshot it got
+        fp = fingerprint(request, backend)
     examples = prompts.build_examples(
         request.dataset,
         request.dataset_dir,

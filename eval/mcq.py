@@ -8,9 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -18,7 +16,7 @@ from typing import Any
 from eval.backends.model import DTYPES, ModelLoadError, check_adapter
 from eval.common import fingerprint as fpr
 from eval.common import requests
-from eval.common.files import InputFileError, read_json
+from eval.common.files import InputFileError, atomic_write_text, read_json
 from eval.data.benchmarks import (
     BENCHMARKS,
     CHOICES,
@@ -210,23 +208,6 @@ def summarize(subjects: list[Subject], questions: dict[str, list[Question]], pre
     }
 
 
-def write_json_atomic(path: Path, payload: Any) -> None:
-    """Write through a temporary file in the same folder and rename, so a reader never sees half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp's 0600 would make results unreadable to the rest of the team
-        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as handle:
-            json.dump(payload, handle, ensure_ascii=False, indent=1)
-            handle.write("\n")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def run(request: McqRequest, progress: bool = True) -> dict[str, Any]:
     """Score one model (+ adapter) and write OUT/mcq.json; returns what was written (or what was reused)."""
     from tqdm import tqdm
@@ -253,6 +234,8 @@ def run(request: McqRequest, progress: bool = True) -> dict[str, Any]:
     if request.default_system:
         extra["default_system"] = request.default_system
     loaded = load(model, adapter=adapter, template=template, extra=extra)
+    if not fp.fields["model"].get("files_sha256"):  # a hub id fetched by this load: record the snapshot it got
+        fp = fingerprint(request, files, chosen)
 
     items: list[Item] = []
     total = sum(len(qs) for qs in questions.values())
@@ -297,6 +280,11 @@ def run(request: McqRequest, progress: bool = True) -> dict[str, Any]:
             entry["shots"] = [shot.index for shot in item.shots]
         predictions.append(entry)
 
+    # a dev split smaller than --n-shot gives every question of that subject all of it, and no more
+    shots_used = {s.key: min(n_shot, len(pools.get(s.key, []))) for s in chosen} if n_shot > 0 else None
+    short = {key: used for key, used in (shots_used or {}).items() if used < n_shot}
+    if short:
+        print(f"mcq: note: --n-shot {n_shot}, but the dev split has fewer rows for {short}", file=sys.stderr)
     lf_prompt = eval_template()
     result = summarize(chosen, questions, preds)
     result["protocol"] = {
@@ -315,6 +303,7 @@ def run(request: McqRequest, progress: bool = True) -> dict[str, Any]:
             "example": loaded.tokenizer.decode(items[0].prompt_ids) if items else "",
         },
         "n_shot": n_shot,
+        "shots_used": shots_used,
         "shot_split": dict(SHOT_SPLIT) if n_shot > 0 else None,
         "shot_seed": seed if n_shot > 0 else None,
         "shot_sampling": "per question: random.Random(f'{seed}:{question id}').sample(dev rows, n_shot)",
@@ -336,7 +325,7 @@ def run(request: McqRequest, progress: bool = True) -> dict[str, Any]:
     result["fingerprint"] = fp.to_json()
     result["predictions"] = predictions
     out_path = request.result_path
-    write_json_atomic(out_path, result)
+    atomic_write_text(out_path, json.dumps(result, ensure_ascii=False, indent=1) + "\n")
     if progress:
         print(
             f"mcq: {total} questions in {stats.batches} batches, {stats.seconds:.1f}s forward, "

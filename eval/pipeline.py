@@ -70,6 +70,13 @@ def _mapping(raw: dict[str, Any], key: str) -> dict[str, Any]:
     return value
 
 
+def _text(mapping: dict[str, Any], key: str, where: str) -> None:
+    """A config value that names something (a path, a model, a prompt) must be written as text."""
+    value = mapping.get(key)
+    if value is not None and not isinstance(value, str):
+        raise ConfigError(f"{where} must be a string, got {value!r} ({type(value).__name__}); quote it")
+
+
 def load_config(path: str | os.PathLike) -> Config:
     import yaml
 
@@ -92,7 +99,14 @@ def load_config(path: str | os.PathLike) -> Config:
         raise ConfigError(f"{path}: unknown keys {unknown}; known: {sorted(TOP_KEYS)}")
     if not raw.get("output_dir"):
         raise ConfigError(f"{path}: output_dir is required")
-    steps = tuple(raw.get("steps") or STEPS)
+    for key in ("output_dir", "dataset", "dataset_dir"):
+        _text(raw, key, f"{path}: {key}")
+    raw_steps = raw.get("steps", list(STEPS))
+    if not isinstance(raw_steps, list) or not all(isinstance(step, str) for step in raw_steps):
+        raise ConfigError(f"{path}: steps must be a list such as [mcq, generate, score, report], got {raw_steps!r}")
+    if not raw_steps:
+        raise ConfigError(f"{path}: steps is empty; leave it out to run all of {list(STEPS)}")
+    steps = tuple(raw_steps)
     bad = [s for s in steps if s not in STEPS]
     if bad:
         raise ConfigError(f"{path}: unknown steps {bad}; choose from {list(STEPS)}")
@@ -110,13 +124,15 @@ def load_config(path: str | os.PathLike) -> Config:
         for key in ("name", "model", "template"):
             if not entry.get(key):
                 raise ConfigError(f"{path}: systems[{i}] needs {key!r}")
+        for key in sorted(SYSTEM_KEYS):
+            _text(entry, key, f"{path}: systems[{i}].{key}")
         systems.append(
             System(
-                name=str(entry["name"]),
-                model=str(entry["model"]),
-                template=str(entry["template"]),
-                run_dir=out / str(entry.get("dir") or slug(str(entry["name"]))),
-                adapter=str(entry["adapter"]) if entry.get("adapter") else None,
+                name=entry["name"],
+                model=entry["model"],
+                template=entry["template"],
+                run_dir=out / (entry.get("dir") or slug(entry["name"])),
+                adapter=entry.get("adapter") or None,
                 default_system=entry.get("default_system"),
             )
         )
@@ -124,7 +140,11 @@ def load_config(path: str | os.PathLike) -> Config:
     dirs = [s.run_dir for s in systems]
     if len(set(names)) != len(names) or len(set(dirs)) != len(dirs):
         raise ConfigError(f"{path}: system names and run folders must be unique")
-    env = {str(k): str(v) for k, v in _mapping(raw, "env").items()}
+    env = _mapping(raw, "env")
+    for key, value in env.items():
+        if not isinstance(value, str | int | float) or isinstance(value, bool):
+            raise ConfigError(f"{path}: env.{key} must be a string, got {value!r}")
+    env = {str(k): str(v) for k, v in env.items()}
     return Config(
         output_dir=out,
         systems=systems,
@@ -153,6 +173,7 @@ class SystemPlan:
     mcq: Any = None  # McqRequest when the step is to run
     generate: Any = None  # GenerateRequest when the step is to run
     skipped: list[str] = field(default_factory=list)
+    unavailable: str | None = None  # why this system's model cannot be had (it fails; the others run)
 
 
 def plan_system(config: Config, system: System, index: int, recompute: bool) -> SystemPlan:
@@ -179,6 +200,8 @@ def plan_system(config: Config, system: System, index: int, recompute: bool) -> 
                 plan.skipped.append("generate")
             else:
                 plan.generate = request
+    except requests.ModelUnavailable as e:
+        plan.unavailable = str(e)
     except requests.UsageError as e:
         raise ConfigError(str(e)) from None
     return plan
@@ -274,6 +297,9 @@ def run_system(config: Config, plan: SystemPlan) -> list[str]:
         "adapter": system.adapter,
         "template": system.template,
     }
+    if plan.unavailable:
+        print(f"[{system.name}] failed: {plan.unavailable}", file=sys.stderr)
+        return [step for step in ("mcq", "generate", "score") if step in config.steps]
     for name in plan.skipped:
         print(f"[{system.name}] {name}: up to date (same fingerprint), skipped", file=sys.stderr)
     steps = [(name, request) for name, request in (("mcq", plan.mcq), ("generate", plan.generate)) if request]

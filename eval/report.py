@@ -12,7 +12,10 @@ import argparse
 import csv
 import io
 import math
+import os
+import shutil
 import sys
+import tempfile
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -96,8 +99,11 @@ def current(request: ReportRequest, fp: fpr.Fingerprint) -> dict[str, Any] | Non
     old = fpr.stored(record)
     if old is None or fpr.differences(old.get("fields"), fp.fields):
         return None  # a report is cheap and only ever derived: remade, never refused
-    if not all((Path(request.output) / name).is_file() for name in record.get("files", [])):
-        return None
+    hashes = record.get("file_sha256") or {}
+    for name in record.get("files", []):
+        path = Path(request.output) / name
+        if not path.is_file() or (name in hashes and fpr.file_sha256(path) != hashes[name]):
+            return None  # a file missing or from another report (an interrupted commit): remade
     return record
 
 
@@ -196,6 +202,60 @@ def _mcq_correctness(mcq: dict[str, Any], path: Path) -> dict[str, dict[str, flo
     return out
 
 
+def _finite(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _count(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
+def check_mcq(mcq: Any, path: Path) -> dict[str, Any]:
+    """An mcq.json whose numbers the tables can print: finite accuracies, and counts of at least one question."""
+    if not isinstance(mcq, dict) or not isinstance(mcq.get("benchmarks"), dict):
+        raise InputFileError(f"{path}: not an mcq result (no 'benchmarks' mapping)")
+    if not _finite(mcq.get("overall")):
+        raise InputFileError(f"{path}: overall = {mcq.get('overall')!r} is not a finite number")
+    for bench, values in mcq["benchmarks"].items():
+        if not isinstance(values, dict) or not _finite(values.get("accuracy")) or not _count(values.get("n")):
+            raise InputFileError(f"{path}: benchmarks.{bench} needs a finite accuracy and a count n, got {values!r}")
+        if values["n"] == 0:
+            raise InputFileError(f"{path}: benchmarks.{bench} has no questions (n = 0); its accuracy means nothing")
+    if not isinstance(mcq.get("predictions", []), list):
+        raise InputFileError(f"{path}: predictions must be a list")
+    return mcq
+
+
+def check_scores(scores: Any, path: Path) -> dict[str, Any]:
+    if not isinstance(scores, dict):
+        raise InputFileError(f"{path}: not a scores result (expected a JSON object)")
+    if not _count(scores.get("n")) or scores["n"] == 0:
+        raise InputFileError(f"{path}: n = {scores.get('n')!r}; a score needs at least one prediction")
+    for metric in paper.TABLE3_COLUMNS:
+        if metric in scores and not _finite(scores[metric]):
+            raise InputFileError(f"{path}: {metric} = {scores[metric]!r} is not a finite number")
+    return scores
+
+
+def paper_questions(run: Run) -> bool:
+    """Whether the run answered the paper's 1,415 questions (CMMLU 1,325 + C-Eval 90 of its nine subjects)."""
+    from eval.data.benchmarks import PAPER, PAPER_COUNTS
+
+    benches = (run.mcq or {}).get("benchmarks") or {}
+    if {b: v.get("n") for b, v in benches.items()} != PAPER_COUNTS:
+        return False
+    subjects = ((run.mcq or {}).get("protocol") or {}).get("subjects")
+    paper_subjects = {f"{b}:{s}" for b, names in PAPER.items() for s in names}
+    return subjects is None or set(subjects) == paper_subjects
+
+
+def no_shared_items(runs: list[Run], ref: Run | None, items) -> list[str]:
+    """The systems that share no item with the reference, so no p-value can be computed for them."""
+    if ref is None:
+        return []
+    return [r.system for r in runs if r is not ref and not items(r) & items(ref)]
+
+
 def load_run(folder: str | Path) -> Run:
     folder = Path(folder)
     if not folder.is_dir():
@@ -210,10 +270,10 @@ def load_run(folder: str | Path) -> Run:
         warnings.warn(f"{folder} has no {RUN_FILE}; calling the system {system!r}", stacklevel=2)
     run = Run(system=str(system), path=folder)
     if (folder / MCQ_FILE).exists():
-        run.mcq = read_json(folder / MCQ_FILE)
+        run.mcq = check_mcq(read_json(folder / MCQ_FILE), folder / MCQ_FILE)
         run.correct = _mcq_correctness(run.mcq, folder / MCQ_FILE)
     if (folder / SCORES_FILE).exists():
-        run.scores = read_json(folder / SCORES_FILE)
+        run.scores = check_scores(read_json(folder / SCORES_FILE), folder / SCORES_FILE)
         run.generation = generation_record(folder, run.scores)
         per_sample_sha = run.scores.get("per_sample_sha256")
         per_sample_path = folder / PER_SAMPLE_FILE
@@ -225,7 +285,13 @@ def load_run(folder: str | Path) -> Run:
             for lineno, row in iter_jsonl(folder / PER_SAMPLE_FILE):
                 if "id" not in row:
                     raise InputFileError(f"{folder / PER_SAMPLE_FILE} line {lineno}: missing key 'id'")
-                run.per_sample[str(row["id"])] = {m: float(row[m]) for m in paper.TABLE3_COLUMNS if m in row}
+                values = {m: row[m] for m in paper.TABLE3_COLUMNS if m in row}
+                for metric, value in values.items():
+                    if not _finite(value):
+                        raise InputFileError(
+                            f"{folder / PER_SAMPLE_FILE} line {lineno}: {metric} = {value!r} is not a finite number"
+                        )
+                run.per_sample[str(row["id"])] = {m: float(v) for m, v in values.items()}
     if run.mcq is None and run.scores is None:
         raise InputFileError(f"{folder}: neither {MCQ_FILE} nor {SCORES_FILE}")
     return run
@@ -347,7 +413,7 @@ def build_table(
 def run_report(request: ReportRequest) -> dict[str, Any]:
     from eval.tables.figure import plot_table3
 
-    reference, resamples, seed = request.reference, request.resamples, request.seed
+    reference = request.reference
     fp = fingerprint(request)
     previous = current(request, fp)
     if previous is not None:
@@ -357,6 +423,25 @@ def run_report(request: ReportRequest) -> dict[str, Any]:
     if ref is None:
         warnings.warn(f"no run of the reference system {reference!r}: no p-values", stacklevel=2)
     out = Path(request.output)
+    out.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=".report-", dir=out))  # every file is made before any is replaced
+    try:
+        result = _write_report(runs, ref, request, fp, staging, plot_table3)
+        _commit(staging, out, result["files"])
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return result
+
+
+def _commit(staging: Path, out: Path, names: list[str]) -> None:
+    """Move the staged files into place, report.json last: it lists the sha256 of the others, so a reader (and
+    the next run) can tell a complete set from one interrupted halfway."""
+    for name in sorted(names, key=lambda n: n == REPORT_FILE):
+        os.replace(staging / name, out / name)
+
+
+def _write_report(runs: list[Run], ref: Run | None, request: ReportRequest, fp, out: Path, plot_table3):
+    reference, resamples, seed = request.reference, request.resamples, request.seed
     result: dict[str, Any] = {"reference": reference, "systems": [r.system for r in runs], "files": []}
     sections = [f"# MedAsst evaluation report\n\nReference for p-values: {ref.system if ref else '—'} "
                 f"(paired bootstrap, {resamples} resamples, seed {seed}, two-sided).\n"]  # fmt: skip
@@ -365,18 +450,32 @@ def run_report(request: ReportRequest) -> dict[str, Any]:
     mcq_runs = [r for r in runs if r.mcq is not None]
     if mcq_runs:
         labels2, note2 = protocol_labels(mcq_runs, mcq_protocol)
-        extra2 = {"protocol": lambda r: labels2[r.system]} if labels2 else None
+        extra2: dict[str, Any] = {"protocol": lambda r: labels2[r.system]} if labels2 else {}
+        comparable = {r.system for r in mcq_runs if paper_questions(r)}
+        notes2 = [note2] if note2 else []
+        if len(comparable) < len(mcq_runs):
+            extra2["questions"] = lambda r: "the paper's 1,415" if r.system in comparable else "other (see note)"
+            notes2.append(
+                "**Rows on other questions than the paper's 1,415** (CMMLU 1,325 + C-Eval 90 of its nine subjects) "
+                "show no paper value: their accuracy is not comparable with it.\n"
+            )
+        lonely = no_shared_items(mcq_runs, ref if ref and ref.mcq else None,
+                                 lambda r: {q for qs in r.correct.values() for q in qs})  # fmt: skip
+        if lonely:
+            notes2.append(f"No p-value for {', '.join(lonely)}: no question in common with {reference}.\n")
+        paper2 = {name: values for name, values in paper.TABLE2.items() if name in comparable}
         md, text, rows = build_table(
-            mcq_runs, ref if ref and ref.mcq else None, paper.TABLE2_COLUMNS, paper.TABLE2_LABELS, paper.TABLE2,
+            mcq_runs, ref if ref and ref.mcq else None, paper.TABLE2_COLUMNS, paper.TABLE2_LABELS, paper2,
             mcq_value, lambda r, f: mcq_p_values(r, f, resamples, seed),
             lambda r: sum(int((r.mcq.get("benchmarks") or {}).get(b, {}).get("n", 0)) for b in ("cmmlu", "ceval")),
             extra2,
         )  # fmt: skip
-        md += ("\n" + note2 if note2 else "") + footer
+        md += "".join("\n" + note for note in notes2) + footer
         atomic_write_text(out / "table2.md", md)
         atomic_write_text(out / "table2.csv", text)
         result["table2"] = rows
         result["table2_protocols"] = labels2 or "one protocol"
+        result["table2_paper_questions"] = sorted(comparable)
         result["files"] += ["table2.md", "table2.csv"]
         sections.append(
             "## Table 2: CMMLU + C-Eval medical multiple choice (accuracy %)\n\n" + md + "\n" + paper.TABLE2_NOTE + "\n"
@@ -388,6 +487,10 @@ def run_report(request: ReportRequest) -> dict[str, Any]:
         extra3: dict[str, Any] = {"backend": backend_of, "cut at cutoff_len": truncation_of}
         if labels3:
             extra3["protocol"] = lambda r: labels3[r.system]
+        notes3 = [note3] if note3 else []
+        lonely = no_shared_items(gen_runs, ref if ref and ref.scores else None, lambda r: set(r.per_sample))
+        if lonely:
+            notes3.append(f"No p-value for {', '.join(lonely)}: no test item in common with {reference}.\n")
         md, text, rows = build_table(
             gen_runs, ref if ref and ref.scores else None, paper.TABLE3_COLUMNS, paper.TABLE3_LABELS, paper.TABLE3,
             lambda r, c: None if r.scores.get(c) is None else float(r.scores[c]),
@@ -395,7 +498,7 @@ def run_report(request: ReportRequest) -> dict[str, Any]:
             lambda r: r.scores.get("n"),
             extra3,
         )  # fmt: skip
-        md += ("\n" + note3 if note3 else "") + footer
+        md += "".join("\n" + note for note in notes3) + footer
         atomic_write_text(out / "table3.md", md)
         atomic_write_text(out / "table3.csv", text)
         result["table3"] = rows

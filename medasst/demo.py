@@ -230,7 +230,8 @@ def run(out: Path, steps: int, max_new_tokens: int, subjects: str, systems: tupl
     config_path.write_text(yaml.safe_dump(config, allow_unicode=True, sort_keys=False), encoding="utf-8")
     runner.stage(
         f"Scoring {len(systems)} systems: multiple choice, generation, BLEU/ROUGE, tables and figure",
-        [py, "-m", "eval.run", "--config", str(config_path)],
+        # the adapters were just retrained: every result in runs/ is stale by definition
+        [py, "-m", "eval.run", "--config", str(config_path), "--recompute"],
         "eval",
         echo="$ python -m eval.run",
     )

@@ -162,6 +162,13 @@ CASES: dict[str, tuple[Callable[[Setup], list[str]], str]] = {
                                                                 "adapter": "/no/lora"}]}), "adapter folder not found"),
     "config unknown report option": (lambda s: s.config({"steps": ["report"], "report": {"refrence": "MedAsst"}}),
                                      "report: unknown option(s) ['refrence']"),
+    "config output_dir a number": (lambda s: s.config({"output_dir": 123}), "output_dir must be a string, got 123"),
+    "config default_system a number": (lambda s: s.config({"systems": [{"name": "a", "model": s.model,
+                                                                        "template": "qwen", "default_system": 123}]}),
+                                       "systems[0].default_system must be a string, got 123"),
+    "config steps a string": (lambda s: s.config({"steps": "mcq"}), "steps must be a list"),
+    "config steps empty": (lambda s: s.config({"steps": []}), "steps is empty"),
+    "config env not text": (lambda s: s.config({"env": {"HF_HOME": ["a"]}}), "env.HF_HOME must be a string"),
     "config system not a mapping": (lambda s: s.config({"systems": ["MedAsst"]}), "systems[0] must be a mapping"),
 }  # fmt: skip
 

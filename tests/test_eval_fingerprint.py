@@ -259,3 +259,28 @@ def test_report_marks_rows_measured_under_different_protocols(tiny_model, tmp_pa
     assert "n_shot: 1 → 0" in note and "shot_seed: 42 → null" in note and ":dev:" in note  # the shots' CSV too
     csv_head = (tmp_path / "out" / "table2.csv").read_text(encoding="utf-8").splitlines()[0]
     assert csv_head.endswith(",protocol")
+
+
+def test_a_hub_id_is_recorded_with_the_local_snapshot_it_resolves_to(tiny_model, tmp_path: Path, monkeypatch):
+    import huggingface_hub.constants
+
+    from eval.common import requests
+
+    revision = "0123456789abcdef0123456789abcdef01234567"
+    repo = tmp_path / "hub" / "models--org--tiny-qwen2"
+    shutil.copytree(tiny_model("qwen2"), repo / "snapshots" / revision)
+    (repo / "refs").mkdir()
+    (repo / "refs" / "main").write_text(revision)
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path / "hub"))
+    identity = fpr.model_identity("org/tiny-qwen2")
+    assert identity["hub"] == "huggingface" and identity["revision"] == revision
+    assert identity["files_sha256"] == fpr.model_identity(str(tiny_model("qwen2")))["files_sha256"]
+    requests.model_ref("org/tiny-qwen2")  # cached: accepted offline
+
+    # ModelScope's layout (USE_MODELSCOPE_HUB=1), where "." in a name is written "___"
+    monkeypatch.setenv("USE_MODELSCOPE_HUB", "1")
+    monkeypatch.setenv("MODELSCOPE_CACHE", str(tmp_path / "ms"))
+    shutil.copytree(tiny_model("qwen2"), tmp_path / "ms" / "models" / "Qwen" / "Qwen2___5-7B")
+    identity = fpr.model_identity("Qwen/Qwen2.5-7B")
+    assert identity["hub"] == "modelscope" and identity["files_sha256"]
+    assert fpr.model_identity("Qwen/Qwen2-7B") == {"id": "Qwen/Qwen2-7B", "revision": None, "resolved": False}

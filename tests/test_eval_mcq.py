@@ -322,3 +322,10 @@ def test_letter_logits_are_fp32_from_the_hidden_state(tiny_model):
     torch.testing.assert_close(ours.double(), want, atol=1e-5, rtol=1e-5)
     bf16 = out.logits[:, -1, letters].double()
     assert (bf16 - want).abs().max() > (ours.double() - want).abs().max()
+
+
+def test_more_shots_than_the_dev_split_records_what_was_used(tiny_model, tmp_path: Path, capsys):
+    result = run(str(tiny_model("qwen2")), tmp_path, subjects="ceval:physician", n_shot=7, progress=False)
+    assert result["protocol"]["shots_used"] == {"ceval:physician": 5}  # C-Eval dev splits hold 5 rows
+    assert all(len(p["shots"]) == 5 for p in result["predictions"])
+    assert "the dev split has fewer rows for {'ceval:physician': 5}" in capsys.readouterr().err

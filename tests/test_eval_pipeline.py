@@ -149,7 +149,7 @@ def test_pipeline_end_to_end_then_skips(tiny_model, tmp_path: Path, monkeypatch,
 
 
 @pytest.mark.slow
-def test_a_system_whose_model_process_dies_fails_alone(tiny_model, tmp_path: Path, monkeypatch):
+def test_a_system_whose_model_process_dies_fails_alone(tiny_model, tmp_path: Path, capsys):
     import shutil
 
     config = write_config(tmp_path, tiny_model, ["mcq", "report"])
@@ -159,10 +159,18 @@ def test_a_system_whose_model_process_dies_fails_alone(tiny_model, tmp_path: Pat
     weights = broken / "model.safetensors"
     weights.write_bytes(weights.read_bytes()[:1000])
     text = config.read_text(encoding="utf-8").replace(str(tiny_model("llama3")), str(broken))
+    # and a hub id that cannot be had offline (HF_HUB_OFFLINE=1 here): that system fails too, the others run
+    text = text.replace(str(tiny_model("qwen2", seed=1)), "nobody/not-cached")
     config.write_text(text, encoding="utf-8")
+    capsys.readouterr()
     assert eval_run.main(["--config", str(config)]) == 1
     assert (tmp_path / "runs" / "medasst" / "mcq.json").is_file(), "the other systems still ran"
     assert not (tmp_path / "runs" / "llama-3-8b" / "mcq.json").exists()
+    assert not (tmp_path / "runs" / "qwen2-7b" / "mcq.json").exists()
+    err = capsys.readouterr().err
+    assert "[Qwen2-7B] failed: systems[1] (Qwen2-7B) mcq: --model nobody/not-cached: no local folder" in err
+    summary = [line for line in err.splitlines() if line.startswith("pipeline: failed steps:")]
+    assert summary and "LlaMa-3-8B" in summary[0] and "Qwen2-7B" in summary[0]
 
 
 @pytest.mark.parametrize(

@@ -27,7 +27,7 @@ def make_run(root: Path, system: str, skill: float, n_gen: int = 60, mcq: bool =
     (folder / "run.json").write_text(json.dumps({"system": system}), encoding="utf-8")
     if mcq:
         preds, tally = [], {"cmmlu": [0, 0], "ceval": [0, 0]}
-        for bench, n in (("cmmlu", 80), ("ceval", 30)):
+        for bench, n in (("cmmlu", 1325), ("ceval", 90)):  # the paper's question counts
             for i in range(n):
                 ok = rng.random() < skill
                 preds.append({"id": f"{bench}:anatomy:test:{i}", "answer": "A", "prediction": "A" if ok else "B",
@@ -155,3 +155,72 @@ def test_table3_names_each_rows_backend_and_truncation(tmp_path: Path):
     for system, values in paper.TABLE2.items():
         hits = [k for k in range(1326) if round(100 * k / 1325, 2) == values["cmmlu"]]
         assert bool(hits) == (system != "MedAsst"), system
+
+
+def test_a_subset_of_questions_shows_no_paper_value(tmp_path: Path):
+    medasst = make_run(tmp_path / "runs", "MedAsst", 0.8)
+    qwen = make_run(tmp_path / "runs", "Qwen2-7B", 0.7)
+    mcq_file = qwen / "mcq.json"
+    subset = json.loads(mcq_file.read_text())
+    subset["benchmarks"] = {"ceval": subset["benchmarks"]["ceval"]}  # only the 90 C-Eval questions
+    subset["predictions"] = [p for p in subset["predictions"] if p["id"].startswith("ceval:")]
+    subset["overall"] = subset["benchmarks"]["ceval"]["accuracy"]
+    mcq_file.write_text(json.dumps(subset))
+    result = run_report([medasst, qwen], tmp_path / "out", resamples=50)
+    rows = {row["system"]: row for row in result["table2"]}
+    assert rows["Qwen2-7B"]["overall_paper"] is None and rows["MedAsst"]["overall_paper"] == 89.72
+    assert rows["Qwen2-7B"]["questions"] == "other (see note)"
+    assert "**Rows on other questions than the paper's 1,415**" in (tmp_path / "out" / "table2.md").read_text()
+
+
+@pytest.mark.parametrize(
+    ("damage", "message"),
+    [
+        (lambda m, s: m["benchmarks"]["ceval"].update(n=0, accuracy=0.0), "has no questions (n = 0)"),
+        (lambda m, s: m.update(overall=float("nan")), "overall = nan is not a finite number"),
+        (lambda m, s: m["benchmarks"]["cmmlu"].update(accuracy="high"), "needs a finite accuracy"),
+        (lambda m, s: s.update({"rouge-1": float("inf")}), "rouge-1 = inf is not a finite number"),
+        (lambda m, s: s.update(n=0), "a score needs at least one prediction"),
+    ],
+)
+def test_damaged_results_are_one_clear_error(tmp_path: Path, capsys, damage, message):
+    folder = make_run(tmp_path / "runs", "MedAsst", 0.8)
+    mcq_result = json.loads((folder / "mcq.json").read_text())
+    scores = json.loads((folder / "scores.json").read_text())
+    damage(mcq_result, scores)
+    (folder / "mcq.json").write_text(json.dumps(mcq_result))  # json writes NaN / Infinity as Python does
+    (folder / "scores.json").write_text(json.dumps(scores))
+    assert eval_run.main(["report", "--runs", str(folder), "--output", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and message in err[0], err
+
+
+def test_runs_sharing_no_item_say_so(tmp_path: Path):
+    medasst = make_run(tmp_path / "runs", "MedAsst", 0.8)
+    other = make_run(tmp_path / "runs", "Gemma-7B", 0.3, mcq=False)
+    per_sample = other / "scores_per_sample.jsonl"
+    per_sample.write_text(per_sample.read_text().replace('"x-', '"y-'))
+    result = run_report([medasst, other], tmp_path / "out", resamples=50)
+    assert result["table3"][0]["bleu-4_p"] is None
+    assert (
+        "No p-value for Gemma-7B: no test item in common with MedAsst." in (tmp_path / "out" / "table3.md").read_text()
+    )
+
+
+def test_report_files_are_written_as_a_set(five_runs: list[Path], tmp_path: Path, monkeypatch):
+    import stat
+
+    out = tmp_path / "out"
+    run_report(five_runs, out, resamples=50)
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    for path in out.iterdir():  # readable by the rest of the team, like the converters' outputs
+        assert stat.S_IMODE(path.stat().st_mode) & 0o044 == 0o044, path
+
+    def broken_plot(*args, **kwargs):
+        raise OSError("disk full")
+
+    (five_runs[0] / "run.json").write_text(json.dumps({"system": "LlaMa-3-8B", "changed": True}))
+    monkeypatch.setattr("eval.tables.figure.plot_table3", broken_plot)
+    with pytest.raises(OSError, match="disk full"):
+        run_report(five_runs, out, resamples=50)
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before  # the old set, whole; no staging left

@@ -197,7 +197,9 @@ def hub_snapshot(model: str) -> tuple[Path, str | None, str] | None:
     """(local snapshot folder, revision, hub) that a hub id resolves to in the local cache, without any network."""
     if os.environ.get("USE_MODELSCOPE_HUB", "").lower() in ("1", "true", "y"):
         base = Path(os.environ.get("MODELSCOPE_CACHE") or Path.home() / ".cache" / "modelscope" / "hub")
-        for folder in (base / "models" / model, base / model):
+        # ModelScope writes "." in a name as "___" (Qwen2.5-7B → Qwen2___5-7B)
+        names = dict.fromkeys((model, model.replace(".", "___")))
+        for folder in [b / name for name in names for b in (base / "models", base)]:
             if (folder / "config.json").is_file():
                 return folder, None, "modelscope"
         return None

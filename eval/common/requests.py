@@ -24,6 +24,11 @@ class UsageError(ValueError):
     """A flag, option or input path that cannot be used; the message names it and says what to do."""
 
 
+class ModelUnavailable(UsageError):
+    """A well-formed model reference that cannot be had here now (a hub id not cached while offline): in a
+    pipeline, that system fails and the others still run."""
+
+
 def flag(name: str) -> str:
     return "--" + name.replace("_", "-")
 
@@ -65,7 +70,7 @@ def model_ref(value: str, name: str = "model") -> None:
         from eval.common.fingerprint import hub_snapshot
 
         if hub_snapshot(value) is None:
-            raise UsageError(
+            raise ModelUnavailable(
                 f"{flag(name)} {value}: no local folder of that name, and the hub id is not in the local cache "
                 "(HF_HUB_OFFLINE=1); download it first or pass the model folder"
             )
@@ -122,7 +127,7 @@ def from_options(cls: type[R], options: dict[str, Any], where: str) -> R:
         missing = [f.name for f in dataclasses.fields(cls) if f.name not in values and _required(f)]
         raise UsageError(f"{where}: missing option(s) {missing}") from e
     except UsageError as e:
-        raise UsageError(f"{where}: {e}") from None
+        raise type(e)(f"{where}: {e}") from None
 
 
 def _required(f: dataclasses.Field) -> bool:
