@@ -69,6 +69,9 @@ def main(argv: list[str] | None = None) -> int:
     except (ConversionError, FetchError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print("interrupted: nothing was replaced (the previous outputs are as they were)", file=sys.stderr)
+        return 130
     return 0
 
 

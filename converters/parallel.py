@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import signal
 from collections import deque
 from collections.abc import Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
@@ -77,7 +78,7 @@ def batches_from_workers(jobs: list[LineJob], raw_dir: Path, how: Any, workers: 
     """The prepared batches of `jobs` (one per chunk, `pipeline.Batch`), in file order, from `workers` processes."""
     if chunk_bytes < 1:
         raise ConversionError("chunk size must be at least 1 byte")
-    pool = ProcessPoolExecutor(max_workers=workers, mp_context=_context())
+    pool = ProcessPoolExecutor(max_workers=workers, mp_context=_context(), initializer=_ignore_sigint)
     pending: deque[tuple[LineJob, int, int, Future]] = deque()
     try:
         for job in jobs:
@@ -105,3 +106,8 @@ def _result(job: LineJob, first: int, last: int, future: Future, raw_dir: Path) 
             f"{shown}:{first}-{last}: a conversion worker died on these lines (killed, or out of memory); "
             "nothing was written. Rerun, or use --workers 1 to convert in one process"
         ) from None
+
+
+def _ignore_sigint() -> None:
+    """Ctrl-C reaches the whole process group: the parent ends the build (one line); workers just stop."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)

@@ -9,6 +9,7 @@ of the input bytes. Nothing is visible under a final name until the whole build 
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from itertools import islice
@@ -57,9 +58,14 @@ def build(opts: Options) -> dict:
         raise ConversionError(f"--workers must be at least 1, got {opts.workers}")
     if not opts.raw_dir.is_dir():
         raise ConversionError(f"raw dir {opts.raw_dir} does not exist")
+    if opts.max_chars is not None and opts.max_chars < 1:
+        raise ConversionError(f"--max-chars must be at least 1, got {opts.max_chars} (leave it out to keep all)")
+    _check_out_dir(opts.out_dir)
     sources = [s for s in SOURCES if s in opts.sources]  # canonical order whatever the CLI order
     presence = {s: {split: _presence(s, opts.raw_dir, split) for split in SPLITS} for s in sources}
     _report_missing(presence, opts.strict)
+    _refuse_worse(opts, presence)
+    _remove_stale_temps(opts.out_dir)
 
     writers: dict[str, AtomicWriter] = {}
     state = _State()
@@ -72,6 +78,7 @@ def build(opts: Options) -> dict:
                     continue
                 out = writers[source_file(source, split)] = AtomicWriter(opts.out_dir / source_file(source, split))
                 stats[source][split] = _convert(source, split, opts, state, (out, merged))
+        _refuse_unusable(sources, stats, presence)
         for writer in writers.values():
             writer.commit()
     except BaseException:
@@ -80,7 +87,101 @@ def build(opts: Options) -> dict:
         raise
     manifest = _manifest(opts, sources, presence, stats, writers)
     write_bytes(opts.out_dir / MANIFEST, orjson.dumps(manifest, option=orjson.OPT_INDENT_2) + b"\n")
+    _remove_stale_outputs(opts.out_dir, set(writers))
     return manifest
+
+
+def _check_out_dir(out_dir: Path) -> None:
+    """An --out-dir that can hold the outputs: a folder (made if missing) we may write into."""
+    for parent in (out_dir, *out_dir.parents):
+        if parent.exists():
+            if not parent.is_dir():
+                what = "is a file" if parent == out_dir else f"is under {parent}, which is a file"
+                raise ConversionError(f"--out-dir {out_dir} {what}; pass a folder")
+            if not os.access(parent, os.W_OK | os.X_OK):
+                raise ConversionError(f"--out-dir {out_dir}: {parent} is not writable")
+            return
+
+
+def _previous_manifest(out_dir: Path) -> dict | None:
+    try:
+        manifest = orjson.loads((out_dir / MANIFEST).read_bytes())
+    except (OSError, orjson.JSONDecodeError):
+        return None
+    return manifest if isinstance(manifest, dict) else None
+
+
+def _refuse_worse(opts: Options, presence: dict) -> None:
+    """Never replace good outputs with emptier ones silently: no raw file at all, or a source of the previous
+    build whose raw files are gone, stops the build before anything is written."""
+    if not any(any(info["found"]) for splits in presence.values() for info in splits.values()):
+        expected = [f"{s}: {name}" for s, splits in presence.items() for info in splits.values()
+                    for name in info["expected"]][:4]  # fmt: skip
+        raise ConversionError(
+            f"none of the raw files of {', '.join(presence)} are under {opts.raw_dir} (expected e.g. "
+            f"{'; '.join(expected)}); nothing was written — is --raw-dir right? (`python -m converters fetch`)"
+        )
+    previous = _previous_manifest(opts.out_dir) or {}
+    for source, splits in presence.items():
+        before = (previous.get("sources") or {}).get(source) or {}
+        for split, info in splits.items():
+            had = (before.get(split) or {}).get("written", 0)
+            if had and not any(info["found"]):
+                raise ConversionError(
+                    f"{source} {split}: the previous build in {opts.out_dir} wrote {had} records, but none of its "
+                    f"raw files ({', '.join(info['expected'])}) are under {opts.raw_dir} now; the previous outputs "
+                    f"are kept. Restore them, or pass --sources without {source} to build without it"
+                )
+
+
+UNUSABLE = ("bad_encoding", "bad_json", "unreadable_file")  # a record lost to the file, not to its content
+WARN_SHARE = 0.5
+
+
+def _refuse_unusable(sources: list[str], stats: dict, presence: dict) -> None:
+    """A present split that yields nothing usable is an error; one that loses half its records to unreadable
+    bytes is a warning naming the files and the share."""
+    for source in sources:
+        for split, st in stats[source].items():
+            lost = sum(st.skipped.get(reason, 0) for reason in UNUSABLE)
+            files = ", ".join(name for name in presence[source][split]["found"] if name)
+            if st.read and lost == st.read:
+                raise ConversionError(
+                    f"{source} {split}: every one of the {st.read} records of {files} was unreadable "
+                    f"({dict(sorted(st.skipped.items()))}); nothing was written, the previous outputs are kept"
+                )
+            if st.read and lost / st.read >= WARN_SHARE:
+                log.warning("%s %s: %.0f%% of the records of %s were unreadable %s", source, split,
+                            100 * lost / st.read, files, dict(sorted(st.skipped.items())))  # fmt: skip
+
+
+def _owned_names() -> set[str]:
+    return (
+        {MANIFEST}
+        | {merged_file(split) for split in SPLITS}
+        | {source_file(source, split) for source in SOURCES for split in SPLITS}
+    )
+
+
+def _remove_stale_temps(out_dir: Path) -> None:
+    """Temp files of our outputs left by a build that was killed (SIGKILL leaves no chance to clean up)."""
+    if not out_dir.is_dir():
+        return
+    owned = _owned_names()
+    for path in out_dir.glob(".*.tmp"):
+        name = path.name[1:].rsplit(".", 2)[0]
+        if name in owned and path.is_file():
+            log.info("removing a stale temp file of an interrupted build: %s", path.name)
+            path.unlink(missing_ok=True)
+
+
+def _remove_stale_outputs(out_dir: Path, written: set[str]) -> None:
+    """A per-source file of an earlier build that this one did not write would look current; remove it."""
+    for name in sorted(_owned_names() - written - {MANIFEST}):
+        path = out_dir / name
+        if path.is_file():
+            log.warning("removing %s: not part of this build (see manifest.json)", path)
+            path.unlink()
 
 
 def _presence(source: str, raw_dir: Path, split: str) -> dict:

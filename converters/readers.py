@@ -90,8 +90,14 @@ def iter_json_array(data: bytes, where: Where) -> Iterator[tuple[int, Any] | Ski
             reason = "truncated_json" if truncated else "bad_json"
             yield Skip(reason, where(line), f"{exc.msg}; the rest of the file is not read")
             return
+        except RecursionError:  # nesting deeper than Python's stack: as orjson's bad_json for a JSONL line
+            yield Skip("bad_json", where(line), "nested too deeply; the rest of the file is not read")
+            return
         if has_bad_bytes and _LONE_SURROGATE.search(text, pos, end):
             yield Skip("bad_encoding", where(line), "invalid UTF-8 bytes")
+        elif _SURROGATE_ESCAPE.search(text, pos, end) and _has_lone_surrogate(value):
+            # "\ud83d" alone is valid JSON but no valid text: it cannot be written as UTF-8
+            yield Skip("bad_encoding", where(line), "a lone surrogate escape (\\uD800-\\uDFFF)")
         else:
             yield line, value
         pos = ws.match(text, end).end()
@@ -107,6 +113,21 @@ def iter_json_array(data: bytes, where: Where) -> Iterator[tuple[int, Any] | Ski
         reason = "truncated_json" if truncated else "bad_json"
         yield Skip(reason, where(line), "expected ',' or ']' after an element; the rest of the file is not read")
         return
+
+
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
+_ANY_SURROGATE = re.compile("[\ud800-\udfff]")  # after decoding, a pair is one character: any left is lone
+
+
+def _has_lone_surrogate(value: Any) -> bool:
+    """Whether a decoded JSON value holds a surrogate that no pair completed (json.loads keeps such escapes)."""
+    if isinstance(value, str):
+        return _ANY_SURROGATE.search(value) is not None
+    if isinstance(value, dict):
+        return any(_has_lone_surrogate(k) or _has_lone_surrogate(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(_has_lone_surrogate(v) for v in value)
+    return False
 
 
 def iter_tsv(lines: Iterable[bytes], where: Where, fields: int) -> Iterator[tuple[int, list[bytes]] | Skip]:

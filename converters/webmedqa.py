@@ -8,12 +8,13 @@ TAB with no CSV quoting (a field starting with '"' would otherwise swallow the f
 from __future__ import annotations
 
 import zipfile
+import zlib
 from collections.abc import Iterator
 from pathlib import Path
 
 from converters import progress
 from converters.readers import decode, iter_tsv, open_lines
-from converters.records import Record, Skip, locator, where
+from converters.records import ConversionError, Record, Skip, locator, where
 
 SOURCE = "webmedqa"
 DIR = "webMedQA"
@@ -61,10 +62,20 @@ def _read_zip(path: Path, raw_dir: Path, split: str) -> Iterator[Record | Skip]:
             yield Skip("unreadable_file", where(path, 1, raw_dir), f"no {wanted} inside")
             return
         info = archive.getinfo(names[0])
-        with archive.open(info) as member:
-            shown = path / names[0]
-            lines = progress.lines(member, info.file_size, f"{SOURCE} {split}")
-            yield from _convert(lines, shown, raw_dir, split)
+        if info.flag_bits & 0x1:
+            yield Skip("unreadable_file", where(path, 1, raw_dir), f"{names[0]} is encrypted (a password is needed)")
+            return
+        try:
+            with archive.open(info) as member:
+                shown = path / names[0]
+                lines = progress.lines(member, info.file_size, f"{SOURCE} {split}")
+                yield from _convert(lines, shown, raw_dir, split)
+        except (zipfile.BadZipFile, zlib.error, EOFError) as exc:
+            # the CRC is checked at the end of the member: every line read so far is suspect, so the build stops
+            raise ConversionError(
+                f"{path.relative_to(raw_dir)}: {names[0]} is corrupt ({exc}); download it again "
+                "(`python -m converters fetch --force`)"
+            ) from None
 
 
 def _convert(lines: Iterator[bytes], path: Path, raw_dir: Path, split: str) -> Iterator[Record | Skip]:
