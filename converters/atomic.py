@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import tempfile
 from pathlib import Path
@@ -43,13 +44,19 @@ class AtomicWriter:
         self._flush()
         return self._sha.hexdigest()
 
-    def commit(self) -> None:
+    def finish(self) -> None:
+        """Everything written and synced to the temp file, readable by others; not yet under its final name."""
+        if self._fh.closed:
+            return
         self._flush()
         self._fh.flush()
         os.fsync(self._fh.fileno())
         self._fh.close()
         # mkstemp creates 0600; outputs are ordinary shared data files.
         os.chmod(self.tmp, 0o644)
+
+    def commit(self) -> None:
+        self.finish()
         os.replace(self.tmp, self.final)
 
     def discard(self) -> None:
@@ -75,3 +82,77 @@ def write_bytes(final: Path, data: bytes) -> None:
     except BaseException:
         writer.discard()
         raise
+
+
+JOURNAL = ".build-commit.json"  # present only while a set of outputs is being switched
+
+
+def commit_set(writers: list[AtomicWriter], folder: Path, stale: list[Path] = ()) -> None:
+    """Put every writer's file in place as one set, and remove `stale` files, or leave the old set as it was.
+
+    Each existing output is first hard-linked aside; then the new files are renamed over the old ones. If any
+    step fails, what was replaced is restored from those links and new files without an old one are removed, so
+    the folder never holds a mix of two builds. The journal names the links, so a build killed in the middle
+    of the switch (nothing can run then) is rolled back by the next one (`recover`). Works in any plain folder.
+    """
+    for writer in writers:
+        writer.finish()
+    backups: dict[str, str] = {}
+    journal = folder / JOURNAL
+    targets = [w.final for w in writers] + [p for p in stale if p.is_file()]
+    try:
+        for final in targets:
+            if final.is_file():
+                backup = final.with_name(f".{final.name}.old.tmp")
+                backup.unlink(missing_ok=True)
+                os.link(final, backup)
+                backups[final.name] = backup.name
+        journal.write_text(json.dumps({"backups": backups, "new": [w.final.name for w in writers]}))
+        for writer in writers:
+            os.replace(writer.tmp, writer.final)
+        for path in stale:
+            path.unlink(missing_ok=True)
+        _fsync_dir(folder)
+    except BaseException:
+        _roll_back(folder, backups, [w.final.name for w in writers])
+        for writer in writers:
+            writer.tmp.unlink(missing_ok=True)
+        journal.unlink(missing_ok=True)
+        raise
+    journal.unlink(missing_ok=True)
+    for backup in backups.values():
+        (folder / backup).unlink(missing_ok=True)
+
+
+def _roll_back(folder: Path, backups: dict[str, str], new: list[str]) -> None:
+    for name in new:
+        if name not in backups and (folder / name).is_file():
+            (folder / name).unlink()
+    for name, backup in backups.items():
+        kept, final = folder / backup, folder / name
+        if not kept.is_file():
+            continue
+        if final.is_file() and os.path.samefile(kept, final):
+            kept.unlink()  # never replaced; rename() between two links of one file would do nothing
+        else:
+            os.replace(kept, final)
+
+
+def recover(folder: Path) -> bool:
+    """Roll back a switch that a killed build left half done; True when there was one."""
+    journal = folder / JOURNAL
+    try:
+        state = json.loads(journal.read_text())
+    except (OSError, ValueError):
+        return False
+    _roll_back(folder, state.get("backups", {}), state.get("new", []))
+    journal.unlink(missing_ok=True)
+    return True
+
+
+def _fsync_dir(folder: Path) -> None:
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

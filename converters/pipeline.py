@@ -17,7 +17,7 @@ from pathlib import Path
 
 import orjson
 
-from converters.atomic import AtomicWriter, write_bytes
+from converters.atomic import AtomicWriter, commit_set, recover
 from converters.clean import clean_record, content_key, question_key
 from converters.records import ConversionError, Record, Skip, SplitStats
 from converters.registry import MODULES
@@ -64,6 +64,8 @@ def build(opts: Options) -> dict:
     sources = [s for s in SOURCES if s in opts.sources]  # canonical order whatever the CLI order
     presence = {s: {split: _presence(s, opts.raw_dir, split) for split in SPLITS} for s in sources}
     _report_missing(presence, opts.strict)
+    if opts.out_dir.is_dir() and recover(opts.out_dir):
+        log.warning("%s: rolled back the half-switched outputs of a build that was killed", opts.out_dir)
     _refuse_worse(opts, presence)
     _remove_stale_temps(opts.out_dir)
 
@@ -79,15 +81,16 @@ def build(opts: Options) -> dict:
                 out = writers[source_file(source, split)] = AtomicWriter(opts.out_dir / source_file(source, split))
                 stats[source][split] = _convert(source, split, opts, state, (out, merged))
         _refuse_unusable(sources, stats, presence)
-        for writer in writers.values():
-            writer.commit()
+        manifest = _manifest(opts, sources, presence, stats, writers)
+        manifest_writer = writers[MANIFEST] = AtomicWriter(opts.out_dir / MANIFEST)
+        manifest_writer.write_block(orjson.dumps(manifest, option=orjson.OPT_INDENT_2) + b"\n", 0)
+        # a per-source file of an earlier build that this one does not write would look current: it goes too
+        stale = [opts.out_dir / name for name in sorted(_owned_names() - set(writers))]
+        commit_set(list(writers.values()), opts.out_dir, stale)
     except BaseException:
         for writer in writers.values():
             writer.discard()
         raise
-    manifest = _manifest(opts, sources, presence, stats, writers)
-    write_bytes(opts.out_dir / MANIFEST, orjson.dumps(manifest, option=orjson.OPT_INDENT_2) + b"\n")
-    _remove_stale_outputs(opts.out_dir, set(writers))
     return manifest
 
 
@@ -173,15 +176,6 @@ def _remove_stale_temps(out_dir: Path) -> None:
         if name in owned and path.is_file():
             log.info("removing a stale temp file of an interrupted build: %s", path.name)
             path.unlink(missing_ok=True)
-
-
-def _remove_stale_outputs(out_dir: Path, written: set[str]) -> None:
-    """A per-source file of an earlier build that this one did not write would look current; remove it."""
-    for name in sorted(_owned_names() - written - {MANIFEST}):
-        path = out_dir / name
-        if path.is_file():
-            log.warning("removing %s: not part of this build (see manifest.json)", path)
-            path.unlink()
 
 
 def _presence(source: str, raw_dir: Path, split: str) -> dict:

@@ -168,3 +168,50 @@ def test_ctrl_c_is_one_line_and_keeps_the_outputs(built, capsys, monkeypatch):
     err = capsys.readouterr().err.strip().splitlines()
     assert err == ["interrupted: nothing was replaced (the previous outputs are as they were)"]
     assert snapshot(out) == before
+
+
+def test_a_failure_while_switching_outputs_restores_the_old_set(built, monkeypatch):
+    import os
+
+    raw, out, before = built
+    (raw / "MedChatZH" / "MedChatZH_train.json").write_bytes(
+        (raw / "MedChatZH" / "MedChatZH_train.json").read_bytes() + (json.dumps({**GOOD, "instruction": "新问题"},
+                                                                              ensure_ascii=False) + "\n").encode()
+    )  # fmt: skip
+    real_replace, calls = os.replace, {"n": 0}
+
+    def disk_full_on_the_third(src, dst):
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise OSError(28, "No space left on device")
+        return real_replace(src, dst)
+
+    monkeypatch.setattr("converters.atomic.os.replace", disk_full_on_the_third)
+    with pytest.raises(OSError, match="No space left"):
+        build(Options(raw_dir=raw, out_dir=out))
+    assert snapshot(out) == before  # the two files already switched were put back; no temp or journal left
+    monkeypatch.undo()
+
+    # a folder where manifest.json should go: the same, refused before the data files change
+    (out / "manifest.json").unlink()
+    (out / "manifest.json").mkdir()
+    with pytest.raises(OSError):
+        build(Options(raw_dir=raw, out_dir=out))
+    after = {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()}
+    assert after == {k: v for k, v in before.items() if k != "manifest.json"}
+
+
+def test_a_build_killed_while_switching_is_rolled_back_by_the_next(built):
+    from converters.atomic import JOURNAL
+
+    _, out, before = built
+    # the state a SIGKILL between two renames leaves: one file new, its old bytes linked aside, the journal
+    victim = out / "medasst_train.jsonl"
+    os_link_target = out / ".medasst_train.jsonl.old.tmp"
+    os_link_target.write_bytes(victim.read_bytes())
+    victim.write_bytes(b'{"half": "switched"}\n')
+    (out / JOURNAL).write_text(json.dumps({"backups": {"medasst_train.jsonl": os_link_target.name}, "new": []}))
+    from converters.atomic import recover
+
+    assert recover(out)
+    assert snapshot(out) == before
