@@ -42,6 +42,9 @@ def main(argv: list[str] | None = None) -> int:
     f.add_argument("--raw-dir", type=Path, required=True)
     f.add_argument("--hub", choices=("hf", "modelscope"), default="hf")
     f.add_argument("--force", action="store_true", help="download again even if the file is present")
+    f.add_argument(
+        "--lock", type=Path, help="fetch exactly the files a raw.lock.json names (same commits, same sha256)"
+    )
 
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s", stream=sys.stderr)
@@ -64,8 +67,9 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"medasst_{split}: {info['written']} records {info['by_source']}")
             print(f"manifest: {args.out_dir / 'manifest.json'}")
         else:
-            for dest, status in fetch(args.raw_dir, hub=args.hub, force=args.force).items():
+            for dest, status in fetch(args.raw_dir, hub=args.hub, force=args.force, lock=args.lock).items():
                 print(f"{status:>10}  {dest}")
+            print(f"lock: {args.raw_dir / 'raw.lock.json'}")
     except (ConversionError, FetchError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -4,12 +4,21 @@ HF-hosted sources go through huggingface_hub (or modelscope with `--hub modelsco
 mirrors are not guaranteed to exist). webMedQA lives only on GitHub: `test.zip` is an ordinary blob, but
 `train.zip` is stored with Git LFS, so a plain raw URL returns a 133-byte pointer; we fetch it from GitHub's
 LFS media host and refuse a pointer if that is what arrives (the repo's LFS quota may be exhausted — then use
-`git clone` + `git lfs pull`). Files already present are kept unless `force`.
+`git clone` + `git lfs pull`). Files already present are kept unless `force`; a present LFS pointer is not a
+present file and is fetched.
+
+`RAW/raw.lock.json` records, per file, the hub commit it was fetched at (HF: resolved before the download;
+webMedQA: the pinned GitHub commit; ModelScope: unknown, null) and its sha256. `fetch --lock FILE` fetches exactly
+what a lock names (the same commits, checked against the same sha256), so two users who share a lock file
+build the same training set; a present file that differs from its lock entry is warned about (and, with
+`--lock`, fetched again).
 """
 
 from __future__ import annotations
 
+import json
 import logging
+import os
 import shutil
 import tempfile
 import urllib.request
@@ -17,7 +26,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from converters.webmedqa import LFS_POINTER
+from converters.readers import LFS_POINTER
+from medasst.hashing import files_sha256
 
 log = logging.getLogger("converters")
 
@@ -32,6 +42,7 @@ class Remote:
     repo: str  # dataset id, or a URL for hub == "url"
     filename: str  # path inside the dataset repo ("" for urls)
     dest: str  # path under the raw dir
+    revision: str | None = None  # pinned commit (urls); hub files are resolved when fetched
 
 
 PLAN: tuple[Remote, ...] = (
@@ -57,27 +68,39 @@ PLAN: tuple[Remote, ...] = (
     ),
     Remote("dataset", "Suprit/CMtMedQA", "CMtMedQA.json", "CMtMedQA/CMtMedQA.json"),
     Remote("dataset", "Suprit/CMtMedQA_test_v1", "CMtMedQA_test.json", "CMtMedQA/CMtMedQA_test.json"),
-    Remote("url", f"{_GITHUB_LFS}/train.zip", "", "webMedQA/train.zip"),
-    Remote("url", f"{_GITHUB_RAW}/test.zip", "", "webMedQA/test.zip"),
+    Remote("url", f"{_GITHUB_LFS}/train.zip", "", "webMedQA/train.zip", WEBMEDQA_COMMIT),
+    Remote("url", f"{_GITHUB_RAW}/test.zip", "", "webMedQA/test.zip", WEBMEDQA_COMMIT),
 )
 
-# (repo, filename, into_dir) → path of the downloaded file; replaced in tests.
-Downloader = Callable[[str, str, Path], Path]
+LOCK_FILE = "raw.lock.json"
+LOCK_FORMAT = 1
+
+# (repo, filename, into_dir, revision) → path of the downloaded file; replaced in tests.
+Downloader = Callable[[str, str, Path, str | None], Path]
+# (repo, filename) → the commit the hub's main branch resolves to now (None when the hub cannot say)
+Resolver = Callable[[str, str], str | None]
 
 
-def hf_download(repo: str, filename: str, into: Path) -> Path:
+def hf_download(repo: str, filename: str, into: Path, revision: str | None = None) -> Path:
     from huggingface_hub import hf_hub_download
 
-    return Path(hf_hub_download(repo, filename, repo_type="dataset", local_dir=into))
+    return Path(hf_hub_download(repo, filename, repo_type="dataset", local_dir=into, revision=revision))
 
 
-def ms_download(repo: str, filename: str, into: Path) -> Path:
+def hf_revision(repo: str, filename: str) -> str | None:
+    from huggingface_hub import get_hf_file_metadata, hf_hub_url
+
+    return get_hf_file_metadata(hf_hub_url(repo, filename, repo_type="dataset")).commit_hash
+
+
+def ms_download(repo: str, filename: str, into: Path, revision: str | None = None) -> Path:
     from modelscope.hub.file_download import dataset_file_download
 
-    return Path(dataset_file_download(repo, filename, local_dir=str(into)))
+    kwargs = {"revision": revision} if revision else {}
+    return Path(dataset_file_download(repo, filename, local_dir=str(into), **kwargs))
 
 
-def url_download(url: str, _filename: str, into: Path) -> Path:
+def url_download(url: str, _filename: str, into: Path, _revision: str | None = None) -> Path:
     target = into / url.rsplit("/", 1)[-1]
     with urllib.request.urlopen(url, timeout=60) as resp, target.open("wb") as fh:
         shutil.copyfileobj(resp, fh, 1 << 20)
@@ -88,43 +111,120 @@ class FetchError(Exception):
     pass
 
 
+def read_lock(path: Path) -> dict[str, dict]:
+    """dest → {hub, repo, filename, revision, sha256, size}; a missing or unreadable lock is an error."""
+    try:
+        lock = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise FetchError(f"lock file not found: {path}") from None
+    except (OSError, ValueError) as exc:
+        raise FetchError(f"{path}: not a lock file ({exc})") from None
+    files = lock.get("files") if isinstance(lock, dict) else None
+    if not isinstance(files, dict):
+        raise FetchError(f"{path}: not a lock file (no 'files' mapping)")
+    return files
+
+
+def _write_lock(path: Path, files: dict[str, dict]) -> None:
+    data = json.dumps({"format": LOCK_FORMAT, "files": dict(sorted(files.items()))}, ensure_ascii=False, indent=2)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(data + "\n", encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def _sha256(path: Path) -> str:
+    return files_sha256([path], path.parent)[path.name]
+
+
 def fetch(
     raw_dir: Path,
     *,
     hub: str = "hf",
     force: bool = False,
     only: tuple[str, ...] = (),
+    lock: Path | None = None,
     dataset_download: Downloader | None = None,
     url_fetch: Downloader | None = None,
+    resolve: Resolver | None = None,
 ) -> dict[str, str]:
-    """Fetch every file of PLAN (or those whose dest starts with one of `only`); returns dest → status."""
+    """Fetch every file of PLAN (or those whose dest starts with one of `only`); returns dest → status.
+
+    Writes RAW/raw.lock.json. With `lock`, fetches each file at the commit that lock names and checks its sha256.
+    """
+    from converters.readers import is_lfs_pointer
+
     get_dataset = dataset_download or (ms_download if hub == "modelscope" else hf_download)
     get_url = url_fetch or url_download
+    get_revision = resolve or ((lambda repo, filename: None) if hub == "modelscope" else hf_revision)
+    pinned = read_lock(lock) if lock is not None else {}
+    raw_dir.mkdir(parents=True, exist_ok=True)
+    lock_path = raw_dir / LOCK_FILE
+    recorded = read_lock(lock_path) if lock_path.is_file() else {}
+    entries: dict[str, dict] = dict(recorded)
     results: dict[str, str] = {}
     failures: list[str] = []
     for remote in PLAN:
         if only and not remote.dest.startswith(only):
             continue
         dest = raw_dir / remote.dest
+        wanted = pinned.get(remote.dest) or {}
+        known = wanted or recorded.get(remote.dest) or {}
+        note = ""
         if dest.is_file() and dest.stat().st_size > 0 and not force:
-            results[remote.dest] = "present"
-            continue
+            if is_lfs_pointer(dest):
+                note = " (was a Git LFS pointer)"
+            else:
+                sha = _sha256(dest)
+                if known.get("sha256") and known["sha256"] != sha:
+                    if wanted:
+                        note = " (differed from the lock)"
+                    else:
+                        log.warning("%s differs from its entry in %s (sha256 %s…, locked %s…)", remote.dest,
+                                    lock_path, sha[:12], known["sha256"][:12])  # fmt: skip
+                        results[remote.dest] = "present, differs from lock"
+                        entries[remote.dest] = {**known, "sha256_present": sha}
+                        continue
+                if not note:
+                    results[remote.dest] = "present"
+                    entries[remote.dest] = _entry(remote, hub, known.get("revision") or remote.revision, dest, sha)
+                    continue
         dest.parent.mkdir(parents=True, exist_ok=True)
         # Download into a temp dir beside the target so the final rename is atomic (same file system).
         with tempfile.TemporaryDirectory(dir=dest.parent, prefix=".fetch-") as tmp:
             try:
-                got = (get_url if remote.hub == "url" else get_dataset)(remote.repo, remote.filename, Path(tmp))
+                if remote.hub == "url":
+                    revision = remote.revision
+                    got = get_url(remote.repo, remote.filename, Path(tmp), revision)
+                else:
+                    revision = wanted.get("revision") or get_revision(remote.repo, remote.filename)
+                    got = get_dataset(remote.repo, remote.filename, Path(tmp), revision)
                 _check(got, remote)
+                sha = _sha256(got)
+                if wanted.get("sha256") and wanted["sha256"] != sha:
+                    raise FetchError(f"sha256 {sha[:12]}… differs from the lock's {wanted['sha256'][:12]}…")
             except Exception as exc:  # one unreachable file must not stop the others
                 log.error("fetch failed: %s: %s", remote.dest, exc)
                 results[remote.dest] = f"failed: {exc}"
                 failures.append(remote.dest)
                 continue
             got.replace(dest)
-        results[remote.dest] = "downloaded"
+        entries[remote.dest] = _entry(remote, hub, revision, dest, sha)
+        results[remote.dest] = "downloaded" + note
+    _write_lock(lock_path, entries)
     if failures:
         raise FetchError(f"{len(failures)} file(s) not fetched: {', '.join(failures)}; see the log above")
     return results
+
+
+def _entry(remote: Remote, hub: str, revision: str | None, path: Path, sha: str) -> dict:
+    return {
+        "hub": "url" if remote.hub == "url" else hub,
+        "repo": remote.repo,
+        "filename": remote.filename,
+        "revision": revision,
+        "sha256": sha,
+        "size": path.stat().st_size,
+    }
 
 
 def _check(path: Path, remote: Remote) -> None:

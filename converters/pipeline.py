@@ -19,13 +19,15 @@ import orjson
 
 from converters.atomic import AtomicWriter, commit_set, recover
 from converters.clean import clean_record, content_key, question_key
+from converters.fetch import LOCK_FILE
 from converters.records import ConversionError, Record, Skip, SplitStats
 from converters.registry import MODULES
 from medasst.facts import MANIFEST, PAPER_TRAIN_COUNTS, SOURCES, SPLITS, merged_file, source_file
+from medasst.hashing import files_sha256
 
 log = logging.getLogger("converters")
 
-MANIFEST_VERSION = 1
+MANIFEST_VERSION = 2  # 2: inputs carry the raw files' sha256
 
 
 @dataclass(frozen=True)
@@ -64,6 +66,7 @@ def build(opts: Options) -> dict:
     sources = [s for s in SOURCES if s in opts.sources]  # canonical order whatever the CLI order
     presence = {s: {split: _presence(s, opts.raw_dir, split) for split in SPLITS} for s in sources}
     _report_missing(presence, opts.strict)
+    _check_lock(opts.raw_dir, presence)
     if opts.out_dir.is_dir() and recover(opts.out_dir):
         log.warning("%s: rolled back the half-switched outputs of a build that was killed", opts.out_dir)
     _refuse_worse(opts, presence)
@@ -180,11 +183,29 @@ def _remove_stale_temps(out_dir: Path) -> None:
 
 def _presence(source: str, raw_dir: Path, split: str) -> dict:
     module = MODULES[source]
-    found = module.inputs(raw_dir, split)
+    found = [p for p in module.inputs(raw_dir, split)]
+    names = [p.relative_to(raw_dir).as_posix() if p is not None else None for p in found]
     return {
         "expected": list(module.RAW_FILES[split]),
-        "found": [p.relative_to(raw_dir).as_posix() if p is not None else None for p in found],
+        "found": names,
+        # the raw bytes this build read, so a manifest names its inputs (big files hashed once, then cached)
+        "sha256": files_sha256([p for p in found if p is not None], raw_dir),
     }
+
+
+def _check_lock(raw_dir: Path, presence: dict) -> None:
+    """Warn when a raw file is not the one its lock entry (`fetch`'s raw.lock.json) names."""
+    try:
+        locked = orjson.loads((raw_dir / LOCK_FILE).read_bytes()).get("files", {})
+    except (OSError, orjson.JSONDecodeError, AttributeError):
+        return
+    for splits in presence.values():
+        for info in splits.values():
+            for name, sha in info["sha256"].items():
+                entry = locked.get(name) if isinstance(locked, dict) else None
+                if isinstance(entry, dict) and entry.get("sha256") and entry["sha256"] != sha:
+                    log.warning("%s differs from its entry in %s: this build's training set is not the locked one",
+                                name, LOCK_FILE)  # fmt: skip
 
 
 def _report_missing(presence: dict, strict: bool) -> None:

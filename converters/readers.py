@@ -8,6 +8,7 @@ replacement character.
 from __future__ import annotations
 
 import json
+import logging
 import re
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
@@ -17,15 +18,42 @@ import orjson
 
 from converters.records import Skip
 
+log = logging.getLogger("converters")
 BOM = b"\xef\xbb\xbf"
 _LONE_SURROGATE = re.compile("[\udc80-\udcff]")
 
 Where = Callable[[int], str]
 
 
+LFS_POINTER = b"version https://git-lfs"
+
+
+def is_lfs_pointer(path: Path) -> bool:
+    """A Git LFS pointer (a few hundred bytes naming the real file) left by a clone without `git lfs pull`."""
+    try:
+        if path.stat().st_size > 1024:
+            return False
+        with path.open("rb") as fh:
+            return fh.read(len(LFS_POINTER)) == LFS_POINTER
+    except OSError:
+        return False
+
+
 def present(raw_dir: Path, names: Iterable[str]) -> list[Path | None]:
-    """Each expected raw file under `raw_dir`, or None where it is absent."""
-    return [p if (p := raw_dir / name).is_file() else None for name in names]
+    """Each expected raw file under `raw_dir`, or None where it is absent (an LFS pointer is not the file)."""
+    found: list[Path | None] = []
+    for name in names:
+        path = raw_dir / name
+        if path.is_file() and is_lfs_pointer(path):
+            log.warning(
+                "%s is a Git LFS pointer, not the data: run `git lfs pull` in its clone, or "
+                "`python -m converters fetch --raw-dir %s --force`; skipped",
+                name,
+                raw_dir,
+            )
+            path = None
+        found.append(path if path is not None and path.is_file() else None)
+    return found
 
 
 def iter_jsonl(lines: Iterable[bytes], where: Where, start: int = 1) -> Iterator[tuple[int, Any] | Skip]:

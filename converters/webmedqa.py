@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from converters import progress
-from converters.readers import decode, iter_tsv, open_lines
+from converters.readers import decode, iter_tsv, open_lines, present
 from converters.records import ConversionError, Record, Skip, locator, where
 
 SOURCE = "webmedqa"
@@ -23,14 +23,14 @@ RAW_FILES: dict[str, tuple[str, ...]] = {
     "test": (f"{DIR}/medQA.test.txt",),
 }
 ZIPS = {"train": f"{DIR}/train.zip", "test": f"{DIR}/test.zip"}
-LFS_POINTER = b"version https://git-lfs"
 
 
 def inputs(raw_dir: Path, split: str) -> list[Path | None]:
     """The extracted text file if present, else the upstream zip."""
     for name in (*RAW_FILES[split], ZIPS[split]):
-        if (raw_dir / name).is_file():
-            return [raw_dir / name]
+        (found,) = present(raw_dir, [name])
+        if found is not None:
+            return [found]
     return [None]
 
 
@@ -46,10 +46,6 @@ def read(raw_dir: Path, split: str) -> Iterator[Record | Skip]:
 
 
 def _read_zip(path: Path, raw_dir: Path, split: str) -> Iterator[Record | Skip]:
-    with path.open("rb") as fh:
-        if fh.read(len(LFS_POINTER)) == LFS_POINTER:
-            yield Skip("unreadable_file", where(path, 1, raw_dir), "a Git LFS pointer, not the zip: run `git lfs pull`")
-            return
     try:
         archive = zipfile.ZipFile(path)
     except zipfile.BadZipFile as exc:

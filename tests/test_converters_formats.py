@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import logging
 import zipfile
 from pathlib import Path
 
@@ -125,14 +126,20 @@ def test_webmedqa_reads_the_upstream_zip(tmp_path: Path) -> None:
     assert len(recs) == 2 and recs[0].where == "webMedQA/test.zip/medQA.test.txt:2"
 
 
-def test_webmedqa_lfs_pointer_is_reported_not_parsed(tmp_path: Path) -> None:
+def test_lfs_pointer_is_not_a_present_raw_file(tmp_path: Path, caplog) -> None:
     pointer = (
         "version https://git-lfs.github.com/spec/v1\n"
         "oid sha256:601a21b9769356f04ae43b88eec7e4f77ea9d2fa75204c046171b18426846892\nsize 59919275\n"
     )
     _write(tmp_path, "webMedQA/train.zip", pointer)
-    (skip,) = list(webmedqa.read(tmp_path, "train"))
-    assert skip.reason == "unreadable_file" and "git lfs pull" in skip.detail
+    _write(tmp_path, "MedChatZH/MedChatZH_train.json", pointer)
+    with caplog.at_level(logging.WARNING, logger="converters"):
+        assert webmedqa.inputs(tmp_path, "train") == [None]  # a pointer is not a present raw file
+        assert list(webmedqa.read(tmp_path, "train")) == []
+        assert medchatzh.inputs(tmp_path, "train") == [None]
+    warned = [r.message for r in caplog.records if "Git LFS pointer" in r.message]
+    assert any("webMedQA/train.zip" in m and "git lfs pull" in m for m in warned)
+    assert any("MedChatZH/MedChatZH_train.json" in m for m in warned)
 
 
 def test_cleaning_rules() -> None:

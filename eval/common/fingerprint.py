@@ -17,6 +17,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from medasst import hashing
+
 FORMAT = 1  # of the fingerprint record itself
 RECOMPUTE_FLAG = "--recompute"
 # files of a model folder that decide its outputs: weights, config, tokenizer and chat template
@@ -120,61 +122,16 @@ def warn_recorded(path: Path, old: Any, new: dict[str, Any]) -> None:
 # --- identities of the inputs -------------------------------------------------------------------------------
 
 
-def _hash_cache_path() -> Path:
-    override = os.environ.get("MEDASST_HASH_CACHE")
-    if override:
-        return Path(override)
-    base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
-    return base / "medasst" / "sha256.json"
-
-
-def _read_hash_cache() -> dict[str, str]:
-    try:
-        data = json.loads(_hash_cache_path().read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return {}
-    return data if isinstance(data, dict) else {}
-
-
-def _write_hash_cache(cache: dict[str, str]) -> None:
-    path = _hash_cache_path()
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        tmp.write_text(json.dumps(cache, sort_keys=True), encoding="utf-8")
-        os.replace(tmp, path)
-    except OSError:  # a read-only home only costs rehashing next time
-        pass
-
-
-_SMALL = 64 << 20  # files below this are hashed every time; above it the (path, size, mtime) cache is used
-
-
-def file_sha256(path: str | os.PathLike, cache: dict[str, str] | None = None) -> str:
-    """sha256 of a file's bytes; big files (model weights) through a cache keyed by path, size and mtime."""
-    path = Path(path)
-    stat = path.stat()
-    key = f"{path.resolve()}|{stat.st_size}|{stat.st_mtime_ns}"
-    if cache is not None and stat.st_size >= _SMALL and key in cache:
-        return cache[key]
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    value = digest.hexdigest()
-    if cache is not None and stat.st_size >= _SMALL:
-        cache[key] = value
-    return value
+def file_sha256(path: str | os.PathLike) -> str:
+    return hashing.file_sha256(path)
 
 
 def files_sha256(paths: list[Path], root: Path) -> dict[str, str]:
-    """Relative name → sha256 for each file, sorted by name."""
-    cache = _read_hash_cache()
-    before = dict(cache)
-    out = {str(p.relative_to(root)): file_sha256(p, cache) for p in sorted(paths)}
-    if cache != before:
-        _write_hash_cache(cache)
-    return out
+    """Relative name → sha256 for each file, sorted by name (weights through the shared cache)."""
+    return hashing.files_sha256(paths, root, big=_SMALL)
+
+
+_SMALL = hashing.BIG  # files below this are hashed every time; above it the (path, size, mtime) cache is used
 
 
 def folder_files(folder: Path, patterns: tuple[str, ...]) -> list[Path]:
