@@ -142,6 +142,20 @@ def test_bad_build_arguments_are_one_line(tmp_path: Path, capsys, argv: list[str
     assert taken.read_text() == "not a folder"
 
 
+def test_an_out_dir_that_is_not_writable_is_one_line(tmp_path: Path, capsys, monkeypatch):
+    import os
+
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    real_access = os.access
+    # the tests run as root, whom chmod does not stop: ask os.access what an ordinary user would be told
+    monkeypatch.setattr(os, "access", lambda path, mode: False if Path(path) == locked else real_access(path, mode))
+    assert main(["build", "--raw-dir", str(DEMO_RAW_DIR), "--out-dir", str(locked / "data"), "--no-progress"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [f"error: --out-dir {locked / 'data'}: {locked} is not writable"]
+    assert list(locked.iterdir()) == []
+
+
 def test_stale_temp_files_of_a_killed_build_are_removed(built):
     raw, out, before = built
     stale = out / ".medasst_train.jsonl.k1ll3d.tmp"

@@ -108,6 +108,7 @@ def test_mcq_reuses_only_the_same_inputs(tiny_model, adapter: Path, tmp_path: Pa
     assert set(fp["fields"]["benchmark_files"]) == {f"{SUBJECTS}:val"}
     assert fp["recorded"]["model"] == str(model) and "transformers" in fp["recorded"]["versions"]
     before = (out / mcq.RESULT_FILE).read_bytes()
+    assert (out / mcq.RESULT_FILE).stat().st_mode & 0o044 == 0o044  # 0644, not mkstemp's 0600
 
     monkeypatch.setattr("eval.backends.model.load", no_model)
     assert eval_run.main(mcq_argv(model, out)) == 0  # unchanged: reused, nothing loaded
@@ -160,6 +161,7 @@ def test_generate_reuses_resumes_or_refuses(tiny_model, adapter: Path, dataset_d
     }
     assert run_record["fingerprint"]["recorded"]["batch_size"] == 2
     predictions = (out / generate.PREDICTIONS_FILE).read_bytes()
+    assert all((out / n).stat().st_mode & 0o044 == 0o044 for n in (generate.RUN_FILE, generate.PREDICTIONS_FILE))
 
     monkeypatch.setattr("eval.backends.model.load", no_model)
     assert eval_run.main(gen_argv(model, dataset_dir, out)) == 0
@@ -211,6 +213,8 @@ def test_score_and_report_follow_their_inputs(tmp_path: Path, capsys, monkeypatc
     scores = json.loads((run_dir / score.SCORES_FILE).read_text(encoding="utf-8"))
     assert scores["fingerprint"]["fields"]["predictions_sha256"] == fpr.file_sha256(preds)
     assert scores["per_sample_sha256"] == fpr.file_sha256(run_dir / score.PER_SAMPLE_FILE)
+    for name in (score.SCORES_FILE, score.PER_SAMPLE_FILE):  # readable by the rest of the team (0644)
+        assert (run_dir / name).stat().st_mode & 0o044 == 0o044, name
 
     real_score_pairs = score.score_pairs
     monkeypatch.setattr(score, "score_pairs", no_model)
