@@ -258,11 +258,11 @@ def test_report_marks_rows_measured_under_different_protocols(tiny_model, tmp_pa
     result = report.run_report(report.ReportRequest(runs=tuple(folders), output=tmp_path / "out", resamples=50))
     assert result["table2_protocols"] == {"Qwen2-7B": "P1", "MedAsst": "P2"}  # table order
     table = (tmp_path / "out" / "table2.md").read_text(encoding="utf-8")
-    assert table.splitlines()[0].endswith("| protocol |")
+    assert table.splitlines()[0].endswith("| protocol | questions |")  # 22 questions: not the paper's 1,415
     note = next(line for line in table.splitlines() if line.startswith("- P2 differs from P1 in "))
     assert "n_shot: 1 → 0" in note and "shot_seed: 42 → null" in note and ":dev:" in note  # the shots' CSV too
     csv_head = (tmp_path / "out" / "table2.csv").read_text(encoding="utf-8").splitlines()[0]
-    assert csv_head.endswith(",protocol")
+    assert csv_head.endswith(",protocol,questions")
 
 
 def test_a_hub_id_is_recorded_with_the_local_snapshot_it_resolves_to(tiny_model, tmp_path: Path, monkeypatch):
