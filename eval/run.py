@@ -17,6 +17,7 @@ VERBS: dict[str, tuple[str, str]] = {
     "mcq": ("eval.mcq", "CMMLU + C-Eval medical multiple choice → OUT/mcq.json"),
     "generate": ("eval.generate", "greedy generation on a test set → OUT/generated_predictions.jsonl"),
     "score": ("eval.score", "BLEU-4 / ROUGE-1/2/L of a predictions file → OUT/scores.json"),
+    "contamination": ("eval.contamination", "n-gram overlap of exam questions and test dialogues with training"),
     "report": ("eval.report", "Table 2, Table 3 and Figure 4 from run folders"),
 }
 
