@@ -220,7 +220,8 @@ def peak_rss_mib() -> int:
 
 
 STEP_MODULES = {"mcq": "eval.mcq", "generate": "eval.generate"}
-REPORT_OPTIONS = {"reference", "resamples", "seed"}  # of eval.report.ReportRequest that a config may set
+# the fields of eval.report.ReportRequest that a config may set
+REPORT_OPTIONS = {"reference", "resamples", "seed", "contamination"}
 
 
 def _model_steps_child(steps: list[tuple[str, Any]], conn) -> None:

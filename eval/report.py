@@ -46,6 +46,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--reference", default=paper.REFERENCE, help="system the others are tested against")
     parser.add_argument("--resamples", type=int, default=stats.RESAMPLES, help="paired bootstrap resamples")
     parser.add_argument("--seed", type=int, default=stats.SEED)
+    parser.add_argument(
+        "--contamination", help="contamination.json of `eval.run contamination`: Table 2 gains a clean column"
+    )
     requests.add_recompute(parser)
 
 
@@ -56,9 +59,12 @@ class ReportRequest:
     reference: str = paper.REFERENCE
     resamples: int = stats.RESAMPLES
     seed: int = stats.SEED
+    contamination: str | None = None
     recompute: bool = False
 
     def __post_init__(self) -> None:
+        if self.contamination is not None:
+            requests.input_file(Path(self.contamination), "contamination")
         if not self.runs:
             raise requests.UsageError("--runs: name at least one run folder")
         for folder in self.runs:
@@ -85,6 +91,7 @@ def fingerprint(request: ReportRequest) -> fpr.Fingerprint:
             "inputs": inputs,
             "reference": request.reference,
             "paired_bootstrap": {"resamples": request.resamples, "seed": request.seed},
+            "contamination_sha256": fpr.file_sha256(request.contamination) if request.contamination else None,
         },
         recorded={"versions": fpr.package_versions(("numpy", "matplotlib"))},
     )
@@ -247,6 +254,30 @@ def paper_questions(run: Run) -> bool:
     subjects = ((run.mcq or {}).get("protocol") or {}).get("subjects")
     paper_subjects = {f"{b}:{s}" for b, names in PAPER.items() for s in names}
     return subjects is None or set(subjects) == paper_subjects
+
+
+def flagged_questions(path: str | None) -> set[str] | None:
+    """Question ids the contamination audit flagged (None: no audit given)."""
+    if path is None:
+        return None
+    audit = read_json(path)
+    flagged = audit.get("flagged") if isinstance(audit, dict) else None
+    if not isinstance(flagged, list) or not all(isinstance(f, dict) and "id" in f for f in flagged):
+        raise InputFileError(f"{path}: not a contamination.json (no 'flagged' list of ids)")
+    return {str(f["id"]) for f in flagged}
+
+
+def clean_accuracy(run: Run, flagged: set[str], resamples: int, seed: int) -> str:
+    """Overall accuracy (mean of the benchmarks) on the unflagged questions, with a percentile bootstrap CI."""
+    groups = [np.array([v for q, v in qs.items() if q not in flagged]) for _, qs in sorted(run.correct.items())]
+    groups = [g for g in groups if len(g)]
+    if not groups:
+        return "—"
+    value = 100 * float(np.mean([g.mean() for g in groups]))
+    rng = np.random.default_rng(seed)
+    draws = np.mean([g[rng.integers(0, len(g), (resamples, len(g)))].mean(axis=1) for g in groups], axis=0)
+    low, high = np.percentile(100 * draws, [2.5, 97.5])
+    return f"{value:.2f} [{low:.2f}, {high:.2f}] n={sum(len(g) for g in groups)}"
 
 
 def no_shared_items(runs: list[Run], ref: Run | None, items) -> list[str]:
@@ -463,6 +494,14 @@ def _write_report(runs: list[Run], ref: Run | None, request: ReportRequest, fp, 
                                  lambda r: {q for qs in r.correct.values() for q in qs})  # fmt: skip
         if lonely:
             notes2.append(f"No p-value for {', '.join(lonely)}: no question in common with {reference}.\n")
+        flagged = flagged_questions(request.contamination)
+        if flagged is not None:
+            extra2["overall (clean) [95% CI]"] = lambda r: clean_accuracy(r, flagged, resamples, seed)
+            asked = {q for r in mcq_runs for qs in r.correct.values() for q in qs}
+            notes2.append(
+                f"**clean**: accuracy on the questions the contamination audit did not flag ({len(flagged & asked)} "
+                f"of the {len(asked)} asked were flagged; {Path(request.contamination).name}).\n"
+            )
         paper2 = {name: values for name, values in paper.TABLE2.items() if name in comparable}
         md, text, rows = build_table(
             mcq_runs, ref if ref and ref.mcq else None, paper.TABLE2_COLUMNS, paper.TABLE2_LABELS, paper2,

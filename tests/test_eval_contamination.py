@@ -119,3 +119,25 @@ def test_normalize_and_window_hashes():
     assert list(starts) == [0, 1, 2, 3, 9, 10, 11, 12]  # no window crosses the separator
     again, _ = contamination.window_hashes(contamination._codepoints("xxabcdefgh"), 5)
     assert np.isin(h[:4], again).all()  # the same characters hash the same wherever they are
+
+
+def test_report_table2_gains_a_clean_column(audit, tmp_path: Path):
+    from eval import report
+
+    _, planted, root = audit
+    run = tmp_path / "medasst"
+    run.mkdir()
+    (run / "run.json").write_text(json.dumps({"system": "MedAsst"}))
+    # right on every question except the five the training set holds: the clean accuracy is 100
+    preds = [{"id": q.key, "answer": q.answer, "prediction": q.answer, "correct": q.key not in planted}
+             for q in questions()]  # fmt: skip
+    n = len(preds)
+    accuracy = 100.0 * (n - len(planted)) / n
+    benchmarks = {"ceval": {"accuracy": accuracy, "n": n, "correct": n - len(planted)}}
+    (run / "mcq.json").write_text(json.dumps({"overall": accuracy, "benchmarks": benchmarks, "predictions": preds}))
+    request = report.ReportRequest(runs=(str(run),), output=tmp_path / "out", resamples=200,
+                                   contamination=str(root / "out" / contamination.RESULT_FILE))  # fmt: skip
+    rows = report.run_report(request)["table2"]
+    assert rows[0]["overall (clean) [95% CI]"] == f"100.00 [100.00, 100.00] n={n - 5}"
+    table = (tmp_path / "out" / "table2.md").read_text(encoding="utf-8")
+    assert f"**clean**: accuracy on the questions the contamination audit did not flag (5 of the {n} asked" in table
