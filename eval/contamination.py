@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import argparse
 import functools
+import itertools
+import os
 import sys
 import unicodedata
 from dataclasses import dataclass
@@ -32,9 +34,13 @@ from medasst.facts import DEFAULT_DATA_DIR, merged_file
 RESULT_FILE = "contamination.json"
 DEFAULT_N = 13
 DEFAULT_THRESHOLD = 0.5
-NORMALIZATION = "NFKC, casefold, drop Unicode categories P*, S*, Z*, C* (punctuation, symbols, spaces, controls)"
-METHOD_VERSION = 1
+NORMALIZATION = (
+    "per character: NFKC, casefold, then drop Unicode categories P*, S*, Z*, C* (punctuation, symbols, spaces, "
+    "controls)"
+)
+METHOD_VERSION = 3
 BATCH_LINES = 8192
+PARALLEL_MIN_BYTES = 32 << 20  # below this a pool costs more than it saves
 DEFAULT_TRAIN = str(Path(DEFAULT_DATA_DIR) / merged_file("train"))
 
 
@@ -48,6 +54,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--threshold", type=float, default=DEFAULT_THRESHOLD, help="share of an item's n-grams that flags it (0.5)"
     )
+    parser.add_argument("--workers", type=int, help="processes scanning the training file (default: usable cores)")
     parser.add_argument("--output", required=True, help="output folder; contamination.json is written there")
     requests.add_recompute(parser)
 
@@ -62,12 +69,14 @@ class ContaminationRequest:
     dataset_dir: str = "."
     n: int = DEFAULT_N
     threshold: float = DEFAULT_THRESHOLD
+    workers: int | None = None
     recompute: bool = False
 
     def __post_init__(self) -> None:
         requests.input_file(Path(self.train), "train")
         requests.output_folder(Path(self.output))
         requests.at_least("n", self.n, 5)
+        requests.at_least("workers", self.workers, 1, optional=True)
         if not isinstance(self.threshold, int | float) or not 0 < self.threshold <= 1:
             raise requests.UsageError(f"--threshold must be in (0, 1], got {self.threshold!r}")
         if self.benchmarks is not None and not Path(self.benchmarks).is_dir():
@@ -86,14 +95,71 @@ class ContaminationRequest:
 REQUEST = ContaminationRequest
 
 
+# Private-use characters that survive normalisation: they mark the end of a turn (no n-gram crosses one) and of
+# a record, so a whole batch of training text is normalised and hashed in one go.
+TURN_END = "\ue000"
+RECORD_END = "\ue001"
+
+
+class _Normalizer:
+    """Per character: NFKC, casefold, and punctuation, symbols, separators and controls removed.
+
+    Decided once per distinct character and kept in lookup arrays, so a batch of millions of characters is
+    normalised with a few numpy passes: most characters stay, some are dropped, a few map to one other
+    character (full-width forms), and the rare ones that become several (㎏ → kg) take a slow path.
+    """
+
+    KEEP, DROP, ONE, MANY = 1, 2, 3, 4
+
+    def __init__(self) -> None:
+        import numpy as np
+
+        self.state = np.zeros(sys.maxunicode + 1, dtype=np.uint8)  # 0: not decided yet
+        self.one = np.zeros(sys.maxunicode + 1, dtype=np.uint32)
+        self.many: dict[int, str] = {}
+
+    def _decide(self, cp: int) -> None:
+        if cp in (ord(TURN_END), ord(RECORD_END)):
+            self.state[cp] = self.KEEP
+            return
+        out = "".join(ch for ch in unicodedata.normalize("NFKC", chr(cp)).casefold()
+                      if unicodedata.category(ch)[0] not in "PSZC")  # fmt: skip
+        if out == chr(cp):
+            self.state[cp] = self.KEEP
+        elif not out:
+            self.state[cp] = self.DROP
+        elif len(out) == 1:
+            self.state[cp], self.one[cp] = self.ONE, ord(out)
+        else:
+            self.state[cp], self.many[cp] = self.MANY, out
+
+    def codepoints(self, text: str):
+        import numpy as np
+
+        c = np.frombuffer(text.encode("utf-32-le", "surrogatepass"), dtype=np.uint32)
+        state = self.state[c]
+        if not state.all():
+            for cp in np.unique(c[state == 0]).tolist():
+                self._decide(cp)
+            state = self.state[c]
+        if (state == self.MANY).any():  # rare: rebuild those characters as strings
+            pieces = [self.many.get(cp, chr(cp)) for cp in c.tolist()]
+            return self.codepoints("".join(pieces)) if pieces else c
+        c = np.where(state == self.ONE, self.one[c], c)
+        return c[state != self.DROP]
+
+
 @functools.cache
-def _dropped() -> dict[int, None]:
-    """str.translate table removing every punctuation, symbol, separator and control character."""
-    return {cp: None for cp in range(sys.maxunicode + 1) if unicodedata.category(chr(cp))[0] in "PSZC"}
+def _normalizer() -> _Normalizer:
+    return _Normalizer()
+
+
+def normalize_codepoints(text: str):
+    return _normalizer().codepoints(text)
 
 
 def normalize(text: str) -> str:
-    return unicodedata.normalize("NFKC", text).casefold().translate(_dropped())
+    return normalize_codepoints(text).tobytes().decode("utf-32-le", "surrogatepass")
 
 
 @dataclass(frozen=True)
@@ -138,7 +204,7 @@ def benchmark_items(request: ContaminationRequest) -> tuple[list[Item], dict[str
                 position += 1
                 rid = prompts.record_id(record, position)
                 group = f"test:{record.get('source') or 'unknown'}"
-                items.append(Item(rid, group, "\n".join(normalize(t) for t in dialogue_text(record))))
+                items.append(Item(rid, group, normalize(TURN_END.join(dialogue_text(record)))))
     return items, files
 
 
@@ -157,34 +223,56 @@ def fingerprint(request: ContaminationRequest, files: dict[str, str]) -> fpr.Fin
             "benchmark_files": dict(sorted(files.items())),
             "dataset": request.dataset or None,
         },
-        recorded={"train": str(request.train), "versions": fpr.package_versions(("numpy", "orjson"))},
+        recorded={
+            "train": str(request.train),
+            "workers": request.workers,
+            "versions": fpr.package_versions(("numpy", "orjson")),
+        },
     )
 
 
 # --- hashing ------------------------------------------------------------------------------------------------
 
 _BASE = 0x100000001B3  # FNV prime: odd, so multiplication mod 2**64 is a bijection
-_SEPARATOR = ord("\n")  # removed by normalize, so it only ever marks a boundary between segments
+_SEPARATORS = (ord(TURN_END), ord(RECORD_END))
 
 
 def window_hashes(codepoints, n: int):
-    """(64-bit rolling hash, start) of every n-character window that does not cross a separator."""
+    """(64-bit polynomial hash, start) of every n-character window that does not cross a separator.
+
+    H(a+b)[i] = H(a)[i]·B^b + H(b)[i+a]: the n-gram hashes are built from 1-, 2-, 4-, 8-gram hashes by doubling,
+    a handful of vectorised passes instead of n.
+    """
     import numpy as np
 
     c = np.asarray(codepoints, dtype=np.uint64)
     if len(c) < n:
         return np.empty(0, np.uint64), np.empty(0, np.int64)
     windows = len(c) - n + 1
-    h = np.zeros(windows, dtype=np.uint64)
+    base = np.uint64(_BASE)
     with np.errstate(over="ignore"):
-        for k in range(n):
-            h = h * np.uint64(_BASE) + c[k : k + windows] + np.uint64(1)
-        h ^= h >> np.uint64(29)  # a final mix: nearby windows get unrelated values
-        h *= np.uint64(0xBF58476D1CE4E5B9)
-        h ^= h >> np.uint64(32)
-    seps = np.concatenate(([0], np.cumsum(c == _SEPARATOR)))
+        powers = {1: (c + np.uint64(1)) * np.uint64(0x9E3779B97F4A7C15)}  # each character spread over 64 bits
+        size = 1
+        while size * 2 <= n:
+            h = powers[size]
+            powers[size * 2] = h[:-size] * (base ** np.uint64(size)) + h[size:]
+            size *= 2
+        # n in binary, largest part first: 13 = 8 + 4 + 1
+        total, length = None, 0
+        for part in sorted(powers, reverse=True):
+            if length + part > n:
+                continue
+            h = powers[part]
+            total = h[:windows] if total is None else total * base ** np.uint64(part) + h[length : length + windows]
+            length += part
+            if length == n:
+                break
+    is_sep = (c == _SEPARATORS[0]) | (c == _SEPARATORS[1])
+    if not is_sep.any():
+        return total, np.arange(windows)
+    seps = np.concatenate(([0], np.cumsum(is_sep, dtype=np.int32)))
     ok = seps[n:] - seps[:-n] == 0
-    return h[ok], np.nonzero(ok)[0]
+    return total[ok], np.nonzero(ok)[0]
 
 
 def _codepoints(text: str):
@@ -196,30 +284,54 @@ def _codepoints(text: str):
 class Index:
     """The benchmark items' n-grams: a sorted array of hashes, and per item the positions of its own."""
 
+    FILTER_BITS = 25  # a 32 MiB presence table of the hashes' top bits: most training windows stop there
+
     def __init__(self, items: list[Item], n: int):
         import numpy as np
 
         self.items, self.n = items, n
-        per_item = [np.unique(window_hashes(_codepoints(item.text), n)[0]) for item in items]
-        self.hashes = np.unique(np.concatenate(per_item)) if per_item else np.empty(0, np.uint64)
-        self.of_item = [np.searchsorted(self.hashes, h) for h in per_item]
+        # every item's (normalised) text in one array, hashed at once; then the distinct (item, n-gram) pairs
+        c = _codepoints("".join(item.text + RECORD_END for item in items))
+        h, starts = window_hashes(c, n)
+        owner = np.searchsorted(np.nonzero(c == ord(RECORD_END))[0], starts)
+        order = np.lexsort((h, owner))
+        owner, h = owner[order], h[order]
+        distinct = np.ones(len(h), dtype=bool)
+        distinct[1:] = (owner[1:] != owner[:-1]) | (h[1:] != h[:-1])
+        owner, h = owner[distinct], h[distinct]
+        self.hashes = np.unique(h)
+        positions = np.searchsorted(self.hashes, h)
+        bounds = np.searchsorted(owner, np.arange(len(items) + 1))
+        self.of_item = [positions[bounds[i] : bounds[i + 1]] for i in range(len(items))]
         self.found = np.zeros(len(self.hashes), dtype=bool)
         self.first_record = np.full(len(self.hashes), -1, dtype=np.int64)  # training record that first had it
+        self.maybe = np.zeros(1 << self.FILTER_BITS, dtype=bool)
+        self.maybe[self._slot(self.hashes)] = True
 
-    def scan(self, text: str, record_ends: list[int], first_record: int) -> set[int]:
-        """Mark the n-grams of a batch of training text; return the (global) records that hit any."""
+    def _slot(self, h):
+        import numpy as np
+
+        with np.errstate(over="ignore"):
+            return (h * np.uint64(0xBF58476D1CE4E5B9)) >> np.uint64(64 - self.FILTER_BITS)
+
+    def scan(self, c, first_record: int) -> set[int]:
+        """Mark the n-grams of a batch of normalised training text (codepoints; records ended by RECORD_END);
+        return the (global) numbers of the records that hit any."""
         import numpy as np
 
         if not len(self.hashes):
             return set()
-        h, starts = window_hashes(_codepoints(text), self.n)
+        h, starts = window_hashes(c, self.n)
+        candidate = self.maybe[self._slot(h)]
+        h, starts = h[candidate], starts[candidate]
         at = np.searchsorted(self.hashes, h)
         at[at == len(self.hashes)] = 0
         hit = self.hashes[at] == h
         if not hit.any():
             return set()
         at, starts = at[hit], starts[hit]
-        records = np.searchsorted(np.asarray(record_ends), starts, side="right") + first_record
+        record_ends = np.nonzero(c == ord(RECORD_END))[0]
+        records = np.searchsorted(record_ends, starts) + first_record
         fresh = self.first_record[at] < 0
         # the earliest record of this batch for each n-gram seen for the first time
         order = np.lexsort((records[fresh], at[fresh]))
@@ -230,47 +342,113 @@ class Index:
         return set(np.unique(records).tolist())
 
 
-def scan_training(index: Index, path: Path) -> dict[str, Any]:
-    """One streaming pass; returns {records, skipped, ids (record number → id for the records that hit)}."""
+def chunks(path: Path, parts: int) -> list[tuple[int, int]]:
+    """Byte ranges of whole lines, about equal in size."""
+    size = path.stat().st_size
+    edges = [0]
+    with path.open("rb") as f:
+        for i in range(1, parts):
+            f.seek(max(edges[-1], size * i // parts))
+            f.readline()
+            edges.append(min(f.tell(), size))
+    edges.append(size)
+    return [(a, b) for a, b in itertools.pairwise(edges) if b > a]
+
+
+_INDEX: Index | None = None  # the index a forked worker inherits
+
+
+def scan_chunk(path: Path, start: int, end: int, index: Index | None = None) -> dict[str, Any]:
+    """Scan the lines in [start, end): local record numbers; the n-grams found, each with the first record
+    that had it; the ids of those records; line and record counts, and counted skips."""
+    import numpy as np
     import orjson
 
-    ids: dict[int, str] = {}
+    index = index or _INDEX
+    index.found[:] = False
+    index.first_record[:] = -1
     skipped: dict[str, int] = {}
     batch: list[str] = []
-    batch_ids: list[str] = []
-    ends: list[int] = []
-    size = 0
-    records = 0
+    hit_records: set[int] = set()
+    ids: dict[int, tuple[str | None, int]] = {}
+    records = lines = 0
+    pending: list[tuple[str | None, int]] = []
 
     def flush() -> None:
-        nonlocal batch, batch_ids, ends, size
         if batch:
-            first = records - len(batch_ids)
-            for rec in index.scan("".join(batch), ends, first):
-                ids[rec] = batch_ids[rec - first]
-        batch, batch_ids, ends, size = [], [], [], 0
+            first = records - len(batch)
+            for rec in index.scan(normalize_codepoints("".join(batch)), first):
+                hit_records.add(rec)
+                ids[rec] = pending[rec - first]
+        batch.clear()
+        pending.clear()
 
+    loads = orjson.loads
+    position = start
     with path.open("rb") as f:
-        for lineno, raw in enumerate(f, start=1):
-            if not raw.strip():
-                continue
+        f.seek(start)
+        for raw in f:  # streamed: memory is one batch of text, whatever the chunk's size
+            if position >= end:
+                break
+            position += len(raw)
+            lines += 1
             try:
-                record = orjson.loads(raw)
+                record = loads(raw)
             except orjson.JSONDecodeError:
-                skipped["bad_json"] = skipped.get("bad_json", 0) + 1
+                if raw.strip():
+                    skipped["bad_json"] = skipped.get("bad_json", 0) + 1
                 continue
             if not isinstance(record, dict):
                 skipped["not_an_object"] = skipped.get("not_an_object", 0) + 1
                 continue
-            text = "\n".join(normalize(t) for t in dialogue_text(record)) + "\n"
-            batch.append(text)
-            size += len(text)
-            ends.append(size)
-            batch_ids.append(str(record.get("id") or f"#{lineno}"))
+            batch.append(TURN_END.join(dialogue_text(record)) + RECORD_END)
+            rid = record.get("id")
+            pending.append((str(rid) if rid else None, lines))
             records += 1
             if len(batch) >= BATCH_LINES:
                 flush()
     flush()
+    found = np.nonzero(index.found)[0]
+    return {"records": records, "lines": lines, "skipped": skipped, "found": found,
+            "first": index.first_record[found], "ids": ids}  # fmt: skip
+
+
+def _scan_worker(args: tuple[Path, int, int]) -> dict[str, Any]:
+    return scan_chunk(*args)
+
+
+def scan_training(index: Index, path: Path, workers: int = 1) -> dict[str, Any]:
+    """The chunks' results merged in file order: global record numbers, the first record per n-gram."""
+    import multiprocessing
+
+    parallel = workers > 1 and path.stat().st_size >= PARALLEL_MIN_BYTES
+    parts = chunks(path, workers * 4 if parallel else 1)
+    if parallel and len(parts) > 1:
+        global _INDEX
+        _INDEX = index
+        try:
+            # fork: the workers share the index the parent built instead of rebuilding it
+            with multiprocessing.get_context("fork").Pool(workers) as pool:
+                results = pool.map(_scan_worker, [(path, a, b) for a, b in parts], chunksize=1)
+        finally:
+            _INDEX = None
+    else:
+        results = [scan_chunk(path, a, b, index) for a, b in parts]
+    index.found[:] = False
+    index.first_record[:] = -1
+    ids: dict[int, str] = {}
+    skipped: dict[str, int] = {}
+    records = lines = 0
+    for result in results:
+        fresh = index.first_record[result["found"]] < 0
+        index.first_record[result["found"][fresh]] = result["first"][fresh] + records
+        index.found[result["found"]] = True
+        for local, (rid, line) in result["ids"].items():
+            ids[records + local] = rid or f"#{lines + line}"
+        for reason, count in result["skipped"].items():
+            skipped[reason] = skipped.get(reason, 0) + count
+        records += result["records"]
+        lines += result["lines"]
     return {"records": records, "skipped": dict(sorted(skipped.items())), "ids": ids}
 
 
@@ -330,7 +508,8 @@ def run(request: ContaminationRequest) -> dict[str, Any]:
     if previous is not None:
         return previous | {"reused": True}
     index = Index(items, request.n)
-    scanned = scan_training(index, Path(request.train))
+    workers = request.workers or len(os.sched_getaffinity(0))
+    scanned = scan_training(index, Path(request.train), workers)
     result: dict[str, Any] = {
         "method": {
             "n": request.n,

@@ -115,7 +115,8 @@ def test_normalize_and_window_hashes():
     assert contamination.normalize("Ａ，b  Ｃ。１２３！") == "abc123"
     import numpy as np
 
-    h, starts = contamination.window_hashes(contamination._codepoints("abcdefgh\nijklmnop"), 5)
+    text = "abcdefgh" + contamination.TURN_END + "ijklmnop"
+    h, starts = contamination.window_hashes(contamination._codepoints(text), 5)
     assert list(starts) == [0, 1, 2, 3, 9, 10, 11, 12]  # no window crosses the separator
     again, _ = contamination.window_hashes(contamination._codepoints("xxabcdefgh"), 5)
     assert np.isin(h[:4], again).all()  # the same characters hash the same wherever they are
@@ -141,3 +142,18 @@ def test_report_table2_gains_a_clean_column(audit, tmp_path: Path):
     assert rows[0]["overall (clean) [95% CI]"] == f"100.00 [100.00, 100.00] n={n - 5}"
     table = (tmp_path / "out" / "table2.md").read_text(encoding="utf-8")
     assert f"**clean**: accuracy on the questions the contamination audit did not flag (5 of the {n} asked" in table
+
+
+def test_workers_and_chunks_give_the_same_audit(audit, tmp_path: Path, monkeypatch):
+    result, _, root = audit
+    monkeypatch.setattr(contamination, "PARALLEL_MIN_BYTES", 0)
+    monkeypatch.setattr(contamination, "BATCH_LINES", 2)  # batches and chunks cut between the plants
+    request = contamination.ContaminationRequest(output=tmp_path / "out", train=root / "train.jsonl",
+                                                 subjects=SUBJECTS, dataset="t", dataset_dir=str(root),
+                                                 workers=2)  # fmt: skip
+    again = contamination.run(request)
+    for key in ("flagged", "benchmarks", "subjects", "test_sources", "train"):
+        if key == "train":
+            assert again[key]["records"] == result[key]["records"] and again[key]["skipped"] == result[key]["skipped"]
+        else:
+            assert again[key] == result[key], key
