@@ -39,7 +39,7 @@ NORMALIZATION = (
     "controls)"
 )
 METHOD_VERSION = 3
-BATCH_LINES = 8192
+BATCH_LINES = 2048  # ≈ 2.5M characters at real lengths: the hash arrays stay ~100 MB
 PARALLEL_MIN_BYTES = 32 << 20  # below this a pool costs more than it saves
 DEFAULT_TRAIN = str(Path(DEFAULT_DATA_DIR) / merged_file("train"))
 

@@ -83,7 +83,7 @@ class Runner:
             assert proc.stdout is not None
             for line in proc.stdout:
                 log.write(line)
-                if echo and line.startswith(echo):
+                if echo and line.startswith(echo) and not line.startswith(LOG_PREFIXES):
                     print(f"      {line.rstrip()}", flush=True)
             proc.wait()
         elapsed = time.monotonic() - started
@@ -95,6 +95,9 @@ class Runner:
     def note(self, title: str) -> None:
         self.done += 1
         print(f"[{self.done}/{self.total}] {title}", flush=True)
+
+
+LOG_PREFIXES = ("[INFO", "[WARNING", "[ERROR", "[DEBUG")  # LLaMA-Factory's and transformers' log lines
 
 
 def read_recipe(name: str) -> dict:
@@ -233,7 +236,7 @@ def run(out: Path, steps: int, max_new_tokens: int, subjects: str, systems: tupl
         # the adapters were just retrained: every result in runs/ is stale by definition
         [py, "-m", "eval.run", "--config", str(config_path), "--recompute"],
         "eval",
-        echo="$ python -m eval.run",
+        echo="[",  # the pipeline's per-system step lines: "[MedAsst] mcq: running in a model process"
     )
 
     report_dir = out / "runs" / "report"
