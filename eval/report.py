@@ -246,14 +246,15 @@ def check_scores(scores: Any, path: Path) -> dict[str, Any]:
 
 def paper_questions(run: Run) -> bool:
     """Whether the run answered the paper's 1,415 questions (CMMLU 1,325 + C-Eval 90 of its nine subjects)."""
-    from eval.data.benchmarks import PAPER, PAPER_COUNTS
+    from eval.data.benchmarks import PAPER, PAPER_BENCHMARKS, PAPER_COUNTS
 
     benches = (run.mcq or {}).get("benchmarks") or {}
-    if {b: v.get("n") for b, v in benches.items()} != PAPER_COUNTS:
+    if {b: v.get("n") for b, v in benches.items() if b in PAPER_BENCHMARKS} != PAPER_COUNTS:
         return False
     subjects = ((run.mcq or {}).get("protocol") or {}).get("subjects")
     paper_subjects = {f"{b}:{s}" for b, names in PAPER.items() for s in names}
-    return subjects is None or set(subjects) == paper_subjects
+    asked = {s for s in subjects or [] if s.split(":", 1)[0] in PAPER_BENCHMARKS}
+    return subjects is None or asked == paper_subjects
 
 
 def flagged_questions(path: str | None) -> set[str] | None:
@@ -278,6 +279,49 @@ def clean_accuracy(run: Run, flagged: set[str], resamples: int, seed: int) -> st
     draws = np.mean([g[rng.integers(0, len(g), (resamples, len(g)))].mean(axis=1) for g in groups], axis=0)
     low, high = np.percentile(100 * draws, [2.5, 97.5])
     return f"{value:.2f} [{low:.2f}, {high:.2f}] n={sum(len(g) for g in groups)}"
+
+
+def xmedbench_table(runs: list[Run], resamples: int, seed: int) -> tuple[str, str, list[dict[str, Any]]]:
+    """Per system, XMedBench accuracy per source and in all, each with a percentile bootstrap 95% CI."""
+    from eval.data.benchmarks import XMEDBENCH_SOURCES
+
+    rows: list[dict[str, Any]] = []
+    sources = [s for s in XMEDBENCH_SOURCES if any(f"xmedbench:{s}" in (r.mcq or {}).get("subjects", {}) for r in runs)]
+    for run in runs:
+        correct = run.correct.get("xmedbench", {})
+        row: dict[str, Any] = {"system": run.system}
+        for source in [*sources, "all"]:
+            values = np.array([v for q, v in correct.items() if source == "all" or q.split(":")[1] == source])
+            if not len(values):
+                row[source] = None
+                continue
+            ((low, high),) = stats.bootstrap_ci(values[:, None], resamples=resamples, seed=seed)
+            row[source] = {"accuracy": 100 * float(values.mean()), "ci95": [100 * low, 100 * high], "n": len(values)}
+        multiple = (run.mcq or {}).get("multiple_answer") or {}
+        row["multiple_answer_not_scored"] = sum(m.get("n", 0) for k, m in multiple.items() if k.startswith("xmed"))
+        rows.append(row)
+    head = ["system", *sources, "all", "multiple-answer (not scored)"]
+    md = ["| " + " | ".join(head) + " |", "|---|" + "---:|" * (len(head) - 1)]
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(["system", *[f"{s}{x}" for s in [*sources, "all"] for x in ("", "_ci_low", "_ci_high", "_n")],
+                     "multiple_answer_not_scored"])  # fmt: skip
+    for row in rows:
+        cells, line = [row["system"]], [row["system"]]
+        for source in [*sources, "all"]:
+            value = row[source]
+            if value is None:
+                cells.append("—")
+                line += ["", "", "", ""]
+                continue
+            low, high = value["ci95"]
+            cells.append(f"{value['accuracy']:.2f} [{low:.2f}, {high:.2f}] n={value['n']}")
+            line += [round(value["accuracy"], 6), round(low, 6), round(high, 6), value["n"]]
+        cells.append(str(row["multiple_answer_not_scored"]))
+        line.append(row["multiple_answer_not_scored"])
+        md.append("| " + " | ".join(cells) + " |")
+        writer.writerow(line)
+    return "\n".join(md) + "\n", buffer.getvalue(), rows
 
 
 def no_shared_items(runs: list[Run], ref: Run | None, items) -> list[str]:
@@ -478,7 +522,9 @@ def _write_report(runs: list[Run], ref: Run | None, request: ReportRequest, fp, 
                 f"(paired bootstrap, {resamples} resamples, seed {seed}, two-sided).\n"]  # fmt: skip
     footer = f"\nInputs: fingerprint `{fp.digest[:16]}` (the run folders' result files by sha256; {REPORT_FILE}).\n"
 
-    mcq_runs = [r for r in runs if r.mcq is not None]
+    # Table 2 is CMMLU + C-Eval: a run of other benchmarks only (XMedBench) gets its own table below, not a row
+    all_mcq = [r for r in runs if r.mcq is not None]
+    mcq_runs = [r for r in all_mcq if set(r.mcq.get("benchmarks") or {}) & set(paper.TABLE2_COLUMNS)]
     if mcq_runs:
         labels2, note2 = protocol_labels(mcq_runs, mcq_protocol)
         extra2: dict[str, Any] = {"protocol": lambda r: labels2[r.system]} if labels2 else {}
@@ -519,6 +565,20 @@ def _write_report(runs: list[Run], ref: Run | None, request: ReportRequest, fp, 
         sections.append(
             "## Table 2: CMMLU + C-Eval medical multiple choice (accuracy %)\n\n" + md + "\n" + paper.TABLE2_NOTE + "\n"
         )
+
+    xmed_runs = [r for r in all_mcq if "xmedbench" in (r.mcq.get("benchmarks") or {})]
+    if xmed_runs:
+        md, text, rows = xmedbench_table(xmed_runs, resamples, seed)
+        md += (
+            "\nSingle-answer questions only, read as Table 2 (the letter with the highest logit among the "
+            "question's own options, A–E). Multiple-answer items are counted, not scored. `cmmlu-medical` repeats "
+            "CMMLU test questions (843 of them are among Table 2's 1,325).\n" + footer
+        )
+        atomic_write_text(out / "table_xmedbench.md", md)
+        atomic_write_text(out / "table_xmedbench.csv", text)
+        result["table_xmedbench"] = rows
+        result["files"] += ["table_xmedbench.md", "table_xmedbench.csv"]
+        sections.append("## XMedBench: Chinese medical exams (accuracy %, 95% CI)\n\n" + md)
 
     gen_runs = [r for r in runs if r.scores is not None]
     if gen_runs:

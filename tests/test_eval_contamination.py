@@ -157,3 +157,17 @@ def test_workers_and_chunks_give_the_same_audit(audit, tmp_path: Path, monkeypat
             assert again[key]["records"] == result[key]["records"] and again[key]["skipped"] == result[key]["skipped"]
         else:
             assert again[key] == result[key], key
+
+
+def test_the_audit_covers_xmedbench(tmp_path: Path):
+    source = BenchmarkSource()
+    questions_, _ = source.load("xmedbench", "cmb-single", "test")
+    planted = questions_[10]
+    train = tmp_path / "train.jsonl"
+    text = planted.question + "".join(planted.options)
+    train.write_text(json.dumps(record("plant-xmed", "请看这道题", text), ensure_ascii=False) + "\n", "utf-8")
+    request = contamination.ContaminationRequest(output=tmp_path / "out", train=train, subjects="xmedbench:cmb-single",
+                                                 dataset="")  # fmt: skip
+    result = contamination.run(request)
+    assert [f["id"] for f in result["flagged"]] == [planted.key] == ["xmedbench:cmb-single:10"]
+    assert result["benchmarks"]["xmedbench"]["n"] == 2000 and result["test_sources"] == {}

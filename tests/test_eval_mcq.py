@@ -43,7 +43,7 @@ def varied_model(base: Path, out: Path) -> Path:
 
 
 def letter_model(base: Path, out: Path, letter: str) -> Path:
-    """A tiny Qwen2 whose next token after any prompt is `letter` among A-D.
+    """A tiny Qwen2 whose next token after any prompt is `letter` among A-E.
 
     The last layer's value projection becomes a large constant bias (and its MLP is silenced), so every position's
     final hidden state is the same vector h; the (tied) embedding rows of A-D are then set to 0 except `letter`'s,
@@ -70,7 +70,7 @@ def letter_model(base: Path, out: Path, letter: str) -> Path:
         hook.remove()
         h = captured["h"]
         rows = model.get_output_embeddings().weight
-        for ch in "ABCD":
+        for ch in "ABCDE":  # E too: XMedBench's five-option questions
             rows[tokenizer.encode(ch, add_special_tokens=False)[-1]] = h / h.norm() * 10 if ch == letter else 0.0
     model.save_pretrained(out)
     tokenizer.save_pretrained(out)
@@ -329,3 +329,44 @@ def test_more_shots_than_the_dev_split_records_what_was_used(tiny_model, tmp_pat
     assert result["protocol"]["shots_used"] == {"ceval:physician": 5}  # C-Eval dev splits hold 5 rows
     assert all(len(p["shots"]) == 5 for p in result["predictions"])
     assert "the dev split has fewer rows for {'ceval:physician': 5}" in capsys.readouterr().err
+
+
+def test_xmedbench_letter_model_scores_that_letters_share(tiny_model, tmp_path: Path):
+    """Every single-answer XMedBench question is read as the preferred letter; multiple-answer items are apart."""
+    model = letter_model(tiny_model("qwen2"), tmp_path / "always-c", "C")
+    result = run(str(model), tmp_path / "out", subjects="xmedbench", batch_size=64, progress=False)
+    assert {p["prediction"] for p in result["predictions"]} == {"C"}
+    assert result["protocol"]["choice_token_ids"].keys() == set("ABCDE")
+    source = BenchmarkSource()
+    total = 0
+    for subject in resolve_subjects("xmedbench", source):
+        questions, _ = source.load("xmedbench", subject.subject, "test")
+        single = [q for q in questions if len(q.answer) == 1]
+        total += len(single)
+        row = result["subjects"][subject.key]
+        assert row["n"] == len(single) and row["correct"] == sum(q.answer == "C" for q in single), subject.key
+        assert row["accuracy"] == pytest.approx(100 * row["correct"] / len(single))
+    assert total == 8759 - 62 and len(result["predictions"]) == total
+    assert result["multiple_answer"]["xmedbench:cmexam"]["n"] == 62
+    assert result["subjects"]["xmedbench:cmexam"]["multiple_answer_not_scored"] == 62
+    ids = [p["id"] for p in result["predictions"]]
+    assert len(set(ids)) == len(ids) and ids[0].startswith("xmedbench:")  # "xmedbench:<source>:<index>"
+    four = next(p for p in result["predictions"] if p["id"].startswith("xmedbench:medqa-mcmle:"))
+    assert len(four["probs"]) == 4 and sum(four["probs"]) == pytest.approx(1.0)  # only its own letters
+    five = next(p for p in result["predictions"] if p["id"].startswith("xmedbench:cmb-single:"))
+    assert len(five["probs"]) == 5
+    assert result["overall"] == result["benchmarks"]["xmedbench"]["accuracy"]  # no CMMLU/C-Eval asked
+    # the report puts each source beside Table 2, with its CI; Table 2 itself stays the paper's benchmarks
+    from eval import report
+
+    (tmp_path / "out" / "run.json").write_text(json.dumps({"system": "MedAsst"}))
+    made = report.run_report(report.ReportRequest(runs=(str(tmp_path / "out"),), output=tmp_path / "rep",
+                                                  resamples=100))  # fmt: skip
+    row = made["table_xmedbench"][0]
+    for subject in resolve_subjects("xmedbench", source):
+        cell = row[subject.subject]
+        assert cell["accuracy"] == pytest.approx(result["subjects"][subject.key]["accuracy"])
+        assert cell["ci95"][0] <= cell["accuracy"] <= cell["ci95"][1]
+    assert row["multiple_answer_not_scored"] == 62
+    assert "## XMedBench: Chinese medical exams" in (tmp_path / "rep" / "report.md").read_text(encoding="utf-8")
+    assert "table2" not in made  # XMedBench alone is no Table 2 row (its overall is not the paper's)

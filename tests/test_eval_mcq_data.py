@@ -161,3 +161,42 @@ def test_missing_benchmark_folder(tmp_path: Path):
         resolve_subjects("paper", BenchmarkSource(tmp_path))
     with pytest.raises(BenchmarkError, match=r"no ceval data under .*ceval-exam\.zip"):
         resolve_subjects("ceval:physician", BenchmarkSource(tmp_path))
+
+
+def test_xmedbench_is_read_as_shipped():
+    from collections import Counter
+
+    from eval.data.benchmarks import XMEDBENCH_SOURCES
+
+    source = BenchmarkSource()
+    subjects = resolve_subjects("xmedbench", source)
+    assert sorted(s.subject for s in subjects) == sorted(XMEDBENCH_SOURCES)
+    counts, options, multiple = {}, Counter(), Counter()
+    ids = set()
+    for subject in subjects:
+        questions, info = source.load("xmedbench", subject.subject, "test")
+        assert info["file"] == "XMedBench/zh.json"
+        counts[subject.subject] = len(questions)
+        options.update((subject.subject, len(q.options)) for q in questions)
+        multiple[subject.subject] += sum(len(q.answer) > 1 for q in questions)
+        ids.update(q.key for q in questions)
+    assert counts == {"medqa-mcmle": 3426, "cmb-single": 2000, "cmexam": 2000, "cmmlu-medical": 1333}
+    assert options[("cmexam", 4)] == 73 and options[("cmb-single", 5)] == 2000
+    assert multiple == Counter({"cmexam": 62}) and len(ids) == 8759
+    assert resolve_subjects("paper,xmedbench:cmexam", source)[-1].key == "xmedbench:cmexam"
+
+
+def test_xmedbench_cmmlu_part_is_our_cmmlu_questions():
+    """All 1,333 `cmmlu-medical` items are CMMLU test questions we ship, 843 of them among the paper's 1,325."""
+    from eval.data.benchmarks import PAPER
+
+    source = BenchmarkSource()
+    ours = {}
+    for subject in resolve_subjects("medical", source):
+        if subject.benchmark == "cmmlu":
+            questions, _ = source.load("cmmlu", subject.subject, "test")
+            ours.update({(q.question, q.options): subject.subject for q in questions})
+    xmed, _ = source.load("xmedbench", "cmmlu-medical", "test")
+    matched = [ours.get((q.question, q.options)) for q in xmed]
+    assert None not in matched
+    assert sum(s in PAPER["cmmlu"] for s in matched) == 843

@@ -1,4 +1,5 @@
-"""CMMLU and C-Eval questions read straight from their upstream CSVs, plus the subject presets.
+"""CMMLU and C-Eval questions read straight from their upstream CSVs, XMedBench's Chinese exams from its JSON, plus
+the subject presets.
 
 No dataset scripts: `datasets` 4 cannot run them, and LLaMA-Factory 0.9.5 deleted its loaders. The CSVs we ship
 (eval/benchmarks/, CC BY-NC-SA 4.0) keep the upstream layout, so a full copy of either benchmark can be pointed at
@@ -11,6 +12,7 @@ import csv
 import hashlib
 import io
 import json
+import re
 import zipfile
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -18,12 +20,17 @@ from functools import cached_property
 from pathlib import Path
 
 SHIPPED_DIR = Path(__file__).resolve().parents[1] / "benchmarks"
-BENCHMARKS: tuple[str, ...] = ("cmmlu", "ceval")
+BENCHMARKS: tuple[str, ...] = ("cmmlu", "ceval", "xmedbench")
+PAPER_BENCHMARKS: tuple[str, ...] = ("cmmlu", "ceval")  # Table 2's, and what `overall` averages
 CHOICES: tuple[str, ...] = ("A", "B", "C", "D")
+LETTERS: tuple[str, ...] = ("A", "B", "C", "D", "E")  # XMedBench's CMB and CMExam items have five options
 
-# Answer-bearing splits: C-Eval's test answers were not public in 2024, CMMLU has no val split.
-EVAL_SPLIT: dict[str, str] = {"cmmlu": "test", "ceval": "val"}
+# Answer-bearing splits: C-Eval's test answers were not public in 2024, CMMLU has no val split, XMedBench is a
+# test set only (no few-shot pool).
+EVAL_SPLIT: dict[str, str] = {"cmmlu": "test", "ceval": "val", "xmedbench": "test"}
 SHOT_SPLIT: dict[str, str] = {"cmmlu": "dev", "ceval": "dev"}
+XMEDBENCH_FILE = "XMedBench/zh.json"
+XMEDBENCH_SOURCES: tuple[str, ...] = ("medqa-mcmle", "cmb-single", "cmexam", "cmmlu-medical")
 
 # Upstream column names (CMMLU capitalises, C-Eval does not; CMMLU's index column is unnamed).
 COLUMNS: dict[str, dict[str, str]] = {
@@ -51,7 +58,11 @@ MEDICAL: dict[str, tuple[str, ...]] = {
     "cmmlu": (*PAPER["cmmlu"], "genetics", "nutrition", "virology"),
     "ceval": PAPER["ceval"],
 }
-PRESETS: dict[str, dict[str, tuple[str, ...]]] = {"paper": PAPER, "medical": MEDICAL}
+PRESETS: dict[str, dict[str, tuple[str, ...]]] = {
+    "paper": PAPER,
+    "medical": MEDICAL,
+    "xmedbench": {"xmedbench": XMEDBENCH_SOURCES},
+}
 
 
 class BenchmarkError(ValueError):
@@ -65,16 +76,26 @@ class Question:
     split: str
     index: int
     question: str
-    options: tuple[str, str, str, str]
-    answer: str
+    options: tuple[str, ...]  # four (CMMLU, C-Eval) or five (some XMedBench) option texts, A first
+    answer: str  # one letter; several ("ACE") for XMedBench's multiple-answer items
 
     @property
     def key(self) -> str:
+        if self.benchmark == "xmedbench":  # one file, one test set: the position in it is the id
+            return f"xmedbench:{self.subject}:{self.index}"
         return f"{self.benchmark}:{self.subject}:{self.split}:{self.index}"
+
+    @property
+    def letters(self) -> tuple[str, ...]:
+        return LETTERS[: len(self.options)]
+
+    @property
+    def multiple_answer(self) -> bool:
+        return len(self.answer) > 1
 
     def as_example(self) -> dict[str, str]:
         """The record shape LLaMA-Factory's eval template formats."""
-        return {"question": self.question, **dict(zip(CHOICES, self.options, strict=True)), "answer": self.answer}
+        return {"question": self.question, **dict(zip(self.letters, self.options, strict=True)), "answer": self.answer}
 
 
 @dataclass(frozen=True)
@@ -132,6 +153,8 @@ class BenchmarkSource:
             if zips:
                 found["ceval"] = zips[0]
                 break
+        if (self.root / XMEDBENCH_FILE).is_file():
+            found["xmedbench"] = self.root / XMEDBENCH_FILE
         return found
 
     def describe(self) -> dict[str, str]:
@@ -148,6 +171,8 @@ class BenchmarkSource:
         where = self.locations.get(benchmark)
         if where is None:
             return []
+        if benchmark == "xmedbench":
+            return sorted({q.subject for q in self._xmedbench()}) if split == EVAL_SPLIT["xmedbench"] else []
         suffix = ".csv" if benchmark == "cmmlu" else f"_{split}.csv"
         if where.is_dir():
             names = [p.name for p in (where / split).glob(f"*{suffix}")]
@@ -177,10 +202,27 @@ class BenchmarkSource:
     def expected(benchmark: str) -> str:
         if benchmark == "cmmlu":
             return "CMMLU/data/{dev,test}/<subject>.csv"
+        if benchmark == "xmedbench":
+            return XMEDBENCH_FILE
         return "C-Eval/{dev,val}/<subject>_<split>.csv or C-Eval/ceval-exam.zip"
 
+    def _xmedbench(self) -> list[Question]:
+        if not hasattr(self, "_xmed"):
+            path = self.locations["xmedbench"]
+            data = path.read_bytes()
+            self._xmed = parse_xmedbench(data, str(path))
+            self._xmed_sha = hashlib.sha256(data).hexdigest()
+        return self._xmed
+
     def load(self, benchmark: str, subject: str, split: str) -> tuple[list[Question], dict[str, str]]:
-        """Questions of one CSV and its provenance (file label, sha256)."""
+        """Questions of one CSV (or one XMedBench source) and its provenance (file label, sha256)."""
+        if benchmark == "xmedbench":
+            if "xmedbench" not in self.locations:
+                raise BenchmarkError(f"no xmedbench data under {self.root} (expected {XMEDBENCH_FILE})")
+            if split != EVAL_SPLIT["xmedbench"]:
+                raise BenchmarkError(f"xmedbench has only a {EVAL_SPLIT['xmedbench']} split (no few-shot pool)")
+            questions = [q for q in self._xmedbench() if q.subject == subject]
+            return questions, {"file": XMEDBENCH_FILE, "sha256": self._xmed_sha}
         data, label = self.read_bytes(benchmark, subject, split)
         questions = parse_csv(data, label, benchmark, subject, split)
         # Paths relative to the benchmark folder keep mcq.json identical across machines.
@@ -224,6 +266,49 @@ def parse_csv(data: bytes, label: str, benchmark: str, subject: str, split: str)
     return questions
 
 
+_XMED_OPTION = re.compile(r"\(([A-E])\) (.*)")
+_XMED_ANSWER = re.compile(r"\(([A-E]+)\)")
+
+
+def parse_xmedbench(data: bytes, label: str) -> list[Question]:
+    """XMedBench's zh.json: `options` "(A) ….\n(B) …." (4 or 5; Apollo's trailing '.' dropped), answer "(D)"."""
+    try:
+        items = json.loads(data.decode("utf-8-sig"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise BenchmarkError(f"{label}: not UTF-8 JSON ({err})") from None
+    if not isinstance(items, list):
+        raise BenchmarkError(f"{label}: expected a JSON array of questions")
+    questions = []
+    for index, item in enumerate(items):
+        where = f"{label}: item {index}"
+        if not isinstance(item, dict) or not all(
+            isinstance(item.get(k), str) for k in ("question", "options", "answer", "source")
+        ):
+            raise BenchmarkError(f"{where}: needs string question, options, answer and source")  # fmt: skip
+        options: list[str] = []
+        for line in item["options"].split("\n"):
+            match = _XMED_OPTION.fullmatch(line.strip())
+            if not match or match.group(1) != LETTERS[len(options)]:
+                raise BenchmarkError(f"{where}: option line {line[:40]!r} is not '({LETTERS[len(options)]}) …'")
+            text = match.group(2)
+            options.append(text[:-1] if text.endswith(".") else text)
+        answer = _XMED_ANSWER.fullmatch(item["answer"].strip())
+        if len(options) not in (4, 5) or not answer or any(a not in LETTERS[: len(options)] for a in answer.group(1)):
+            raise BenchmarkError(f"{where}: {len(options)} options and answer {item['answer']!r}")
+        questions.append(
+            Question(
+                benchmark="xmedbench",
+                subject=item["source"],
+                split=EVAL_SPLIT["xmedbench"],
+                index=index,
+                question=item["question"],
+                options=tuple(options),
+                answer=answer.group(1),
+            )
+        )
+    return questions
+
+
 def resolve_subjects(spec: str | Iterable[str], source: BenchmarkSource) -> list[Subject]:
     """Expand `paper`, `medical`, `cmmlu:all`, `cmmlu:anatomy,ceval:physician` or a bare unambiguous subject."""
     items = [s.strip() for s in (spec.split(",") if isinstance(spec, str) else spec) if s.strip()]
@@ -239,7 +324,9 @@ def resolve_subjects(spec: str | Iterable[str], source: BenchmarkSource) -> list
         if not sep:
             bench, subj = _bare(item, available)
         if bench not in BENCHMARKS:
-            raise BenchmarkError(f"unknown benchmark {bench!r} in {item!r}; use cmmlu:<subject> or ceval:<subject>")
+            raise BenchmarkError(
+                f"unknown benchmark {bench!r} in {item!r}; use cmmlu:<subject>, ceval:<subject> or xmedbench:<source>"
+            )
         if subj in ("all", "*"):
             if not available[bench]:
                 raise BenchmarkError(f"no {bench} {EVAL_SPLIT[bench]} files under {source.root}")
@@ -265,7 +352,7 @@ def resolve_subjects(spec: str | Iterable[str], source: BenchmarkSource) -> list
 
 
 def _bare(name: str, available: dict[str, list[str]]) -> tuple[str, str]:
-    hits = [bench for bench in BENCHMARKS if name in available[bench] or name in subject_names()[bench]]
+    hits = [bench for bench in BENCHMARKS if name in available[bench] or name in subject_names().get(bench, {})]
     if len(hits) == 1:
         return hits[0], name
     if not hits:

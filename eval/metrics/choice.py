@@ -38,12 +38,26 @@ def pick_shots(question: Question, pool: Sequence[Question], n_shot: int, seed: 
 
 
 def build_messages(question: Question, shots: Sequence[Question], subject_name: str) -> list[dict[str, str]]:
-    """Chat messages ending in the target question and its (unused) gold answer, as the Evaluator built them."""
-    return eval_template().format_example(
-        target_data=question.as_example(),
-        support_set=[shot.as_example() for shot in shots],
-        subject_name=subject_name,
-    )
+    """Chat messages ending in the target question and its (unused) gold answer, as the Evaluator built them.
+
+    LF's template formats only A–D; a question with a fifth option (XMedBench) gets the same strings with every
+    option it has — LF's system line, its `\n{letter}. {text}` choice lines and its `\n答案：` — built here.
+    """
+    if question.benchmark != "xmedbench" and all(len(q.options) == 4 for q in (question, *shots)):
+        return eval_template().format_example(
+            target_data=question.as_example(),
+            support_set=[shot.as_example() for shot in shots],
+            subject_name=subject_name,
+        )
+    template = eval_template()
+    messages: list[dict[str, str]] = []
+    for q in (*shots, question):
+        choices = "".join(template.choice.format(choice=ch, content=text) for ch, text in zip(q.letters, q.options,
+                                                                                              strict=True))  # fmt: skip
+        messages.append({"role": "user", "content": q.question + choices + template.answer})
+        messages.append({"role": "assistant", "content": q.answer})
+    messages[0]["content"] = template.system.format(subject=subject_name) + messages[0]["content"]
+    return messages
 
 
 def encode_prompt(template: Any, tokenizer: Any, messages: list[dict[str, str]]) -> list[int]:
