@@ -268,13 +268,12 @@ def run(request: GenerateRequest, progress: bool = True) -> dict[str, Any]:
     # the whole dataset is read (and any bad record named) before anything is written or the model loads
     read = prompts.read_dataset(request.dataset, request.dataset_dir, request.max_samples)
     out_dir.mkdir(parents=True, exist_ok=True)
-    if found == "fresh":
-        pred_path.unlink(missing_ok=True)
-        (out_dir / RUN_FILE).unlink(missing_ok=True)
-    torn = repair_tail(pred_path)
-    if torn:
-        print(f"generate: cut a torn last line ({torn} bytes) from {pred_path}", file=sys.stderr)
-    rows = done_rows(pred_path)
+    rows: dict[str, dict[str, Any]] = {}
+    if found == "resume":
+        torn = repair_tail(pred_path)
+        if torn:
+            print(f"generate: cut a torn last line ({torn} bytes) from {pred_path}", file=sys.stderr)
+        rows = done_rows(pred_path)
 
     extra: dict[str, Any] = {"infer_dtype": request.dtype}
     if request.default_system:
@@ -317,6 +316,8 @@ def run(request: GenerateRequest, progress: bool = True) -> dict[str, Any]:
         "complete": False,
         "fingerprint": fp.to_json(),
     }
+    if found == "fresh":  # only now, with the model loaded and the prompts built, is the old run replaced
+        pred_path.unlink(missing_ok=True)
     write_json(out_dir / RUN_FILE, meta)
 
     if todo:
