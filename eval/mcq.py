@@ -32,8 +32,10 @@ from eval.data.benchmarks import (
     resolve_subjects,
 )
 from eval.metrics.choice import ChoiceTokenError
+from eval.metrics.letters import PARSER_VERSION
 
 RESULT_FILE = "mcq.json"
+SCORINGS = ("logits", "generate")
 DEFAULT_SEED = 42  # LLaMA-Factory's eval seed
 DEFAULT_BATCH_SIZE = 8
 # what a question's prompt and its reading are; bump the version when either changes
@@ -61,6 +63,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=DEFAULT_SEED, help="seed of the few-shot draw (default: 42)")
     parser.add_argument("--batch-size", type=int, default=DEFAULT_BATCH_SIZE, help="questions per forward pass")
     parser.add_argument("--dtype", choices=DTYPES, default="auto", help="LF infer_dtype (default: auto)")
+    parser.add_argument(
+        "--scoring",
+        choices=SCORINGS,
+        default="logits",
+        help="logits: the letters' next-token logits (default); generate: a greedy reply, its letter parsed",
+    )
+    parser.add_argument("--max-new-tokens", type=int, default=64, help="with --scoring generate (default: 64)")
     parser.add_argument("--output", required=True, help="output folder; mcq.json is written there")
     requests.add_recompute(parser)
 
@@ -78,10 +87,15 @@ class McqRequest:
     seed: int = DEFAULT_SEED
     batch_size: int = DEFAULT_BATCH_SIZE
     dtype: str = "auto"
+    scoring: str = "logits"
+    max_new_tokens: int = 64
     recompute: bool = False
 
     def __post_init__(self) -> None:
         requests.model_ref(self.model)
+        if self.scoring not in SCORINGS:
+            raise requests.UsageError(f"--scoring {self.scoring!r}: choose from {', '.join(SCORINGS)}")
+        requests.at_least("max_new_tokens", self.max_new_tokens, 1)
         requests.output_folder(Path(self.output))
         requests.at_least("n_shot", self.n_shot, 0)
         requests.at_least("batch_size", self.batch_size, 1)
@@ -119,6 +133,14 @@ def fingerprint(request: McqRequest, files: dict[str, dict[str, str]], subjects:
             "shot_seed": request.seed if request.n_shot > 0 else None,
             "dtype": request.dtype,
             "backend": "hf",
+            "scoring": {"method": "logits"}
+            if request.scoring == "logits"
+            else {
+                "method": "generate",
+                "max_new_tokens": request.max_new_tokens,
+                "decoding": "greedy",
+                "parser_version": PARSER_VERSION,
+            },
         },
         recorded={
             "model": request.model,
@@ -212,6 +234,38 @@ def summarize(subjects: list[Subject], questions: dict[str, list[Question]], pre
     }
 
 
+def _generate_and_parse(items: list[Item], loaded, request: McqRequest, progress: bool):
+    """Greedy replies to the rendered prompts (length-sorted batches), each parsed for its question's letter."""
+    from tqdm import tqdm
+
+    from eval.backends.generators import HFGenerator
+    from eval.metrics.choice import ScoreStats, length_sorted_batches
+    from eval.metrics.letters import parse_letter
+
+    generator = HFGenerator(loaded, request.max_new_tokens)
+    replies: list[str] = [""] * len(items)
+    stats = ScoreStats()
+    import time
+
+    started = time.perf_counter()
+    for batch in tqdm(length_sorted_batches([len(it.prompt_ids) for it in items], request.batch_size),
+                      desc="mcq generate", unit="batch", disable=not progress):  # fmt: skip
+        for i, reply in zip(batch, generator([items[i].prompt_ids for i in batch]), strict=True):
+            replies[i] = reply
+        stats.batches += 1
+        stats.real_tokens += sum(len(items[i].prompt_ids) for i in batch)
+        stats.batch_tokens += len(batch) * max(len(items[i].prompt_ids) for i in batch)
+    stats.seconds = time.perf_counter() - started
+    predictions, preds = [], {}
+    for item, reply in zip(items, replies, strict=True):
+        q = item.question
+        letter, how = parse_letter(reply, q.letters)
+        preds[q.key] = letter
+        predictions.append({"id": q.key, "answer": q.answer, "prediction": letter, "correct": letter == q.answer,
+                            "reply": reply, "parsed_by": how, "prompt_tokens": len(item.prompt_ids)})  # fmt: skip
+    return predictions, preds, stats
+
+
 def run(request: McqRequest, progress: bool = True) -> dict[str, Any]:
     """Score one model (+ adapter) and write OUT/mcq.json; returns what was written (or what was reused)."""
     from tqdm import tqdm
@@ -260,40 +314,45 @@ def run(request: McqRequest, progress: bool = True) -> dict[str, Any]:
                 bar.update()
     if first_messages is None:
         raise BenchmarkError(f"--subjects {subjects}: no questions selected")
-    choice = choice_tokens(loaded.template, loaded.tokenizer, first_messages, letters)
-    if choice.prefix_ids:
-        for item in items:
-            item.prompt_ids = item.prompt_ids + list(choice.prefix_ids)
-    choice_ids = list(choice.letter_ids)
-    picked, probs, stats = score_prompts(
-        loaded.model,
-        [item.prompt_ids for item in items],
-        choice_ids,
-        pad_id=loaded.tokenizer.pad_token_id,
-        batch_size=batch_size,
-        progress=progress,
-    )
-    for i, item in enumerate(items):
-        k = len(item.question.options)
-        if k < len(letters):  # a four-option question among five-option ones: only its own letters compete
-            own = probs[i][:k]
-            probs[i] = [x / sum(own) for x in own]
-            picked[i] = max(range(k), key=lambda j, own=own: (own[j], -j))
-    preds = {item.question.key: letters[p] for item, p in zip(items, picked, strict=True)}
-    predictions = []
-    for item, p, pr in zip(items, picked, probs, strict=True):
-        q = item.question
-        entry: dict[str, Any] = {
-            "id": q.key,
-            "answer": q.answer,
-            "prediction": letters[p],
-            "correct": letters[p] == q.answer,
-            "probs": [round(x, 6) for x in pr],
-            "prompt_tokens": len(item.prompt_ids),
-        }
+    if request.scoring == "generate":
+        predictions, preds, stats = _generate_and_parse(items, loaded, request, progress)
+        choice, choice_ids = None, []
+    else:
+        choice = choice_tokens(loaded.template, loaded.tokenizer, first_messages, letters)
+        if choice.prefix_ids:
+            for item in items:
+                item.prompt_ids = item.prompt_ids + list(choice.prefix_ids)
+        choice_ids = list(choice.letter_ids)
+        picked, probs, stats = score_prompts(
+            loaded.model,
+            [item.prompt_ids for item in items],
+            choice_ids,
+            pad_id=loaded.tokenizer.pad_token_id,
+            batch_size=batch_size,
+            progress=progress,
+        )
+        for i, item in enumerate(items):
+            k = len(item.question.options)
+            if k < len(letters):  # a four-option question among five-option ones: only its own letters compete
+                own = probs[i][:k]
+                probs[i] = [x / sum(own) for x in own]
+                picked[i] = max(range(k), key=lambda j, own=own: (own[j], -j))
+        preds = {item.question.key: letters[p] for item, p in zip(items, picked, strict=True)}
+        predictions = []
+        for item, p, pr in zip(items, picked, probs, strict=True):
+            q = item.question
+            entry: dict[str, Any] = {
+                "id": q.key,
+                "answer": q.answer,
+                "prediction": letters[p],
+                "correct": letters[p] == q.answer,
+                "probs": [round(x, 6) for x in pr],
+                "prompt_tokens": len(item.prompt_ids),
+            }
+            predictions.append(entry)
+    for item, entry in zip(items, predictions, strict=True):
         if n_shot > 0:
             entry["shots"] = [shot.index for shot in item.shots]
-        predictions.append(entry)
 
     # a dev split smaller than --n-shot gives every question of that subject all of it, and no more
     shots_used = {s.key: min(n_shot, len(pools.get(s.key, []))) for s in chosen} if n_shot > 0 else None
@@ -326,10 +385,16 @@ def run(request: McqRequest, progress: bool = True) -> dict[str, Any]:
         "scoring": (
             "argmax of the next-token logits (fp32, from the final hidden state) over each letter's token as the "
             "template renders the answer turn"
+            if choice is not None
+            else f"greedy generation of up to {request.max_new_tokens} new tokens, the letter parsed from the reply "
+            f"(eval.metrics.letters, parser version {PARSER_VERSION}); an unparsed reply is wrong, never a letter"
         ),
-        "choice_token_ids": dict(zip(letters, choice_ids, strict=True)),
-        "choice_tokens": dict(zip(letters, loaded.tokenizer.convert_ids_to_tokens(choice_ids), strict=True)),
-        "answer_prefix_ids": list(choice.prefix_ids),
+        "scoring_method": request.scoring,
+        "choice_token_ids": dict(zip(letters, choice_ids, strict=True)) if choice is not None else None,
+        "choice_tokens": (
+            dict(zip(letters, loaded.tokenizer.convert_ids_to_tokens(choice_ids), strict=True)) if choice else None
+        ),
+        "answer_prefix_ids": list(choice.prefix_ids) if choice is not None else None,
         "subjects_spec": subjects,
         "subjects": [s.key for s in chosen],
         "benchmarks_dir": "shipped (eval/benchmarks)" if source.shipped else str(source.root),
@@ -337,6 +402,14 @@ def run(request: McqRequest, progress: bool = True) -> dict[str, Any]:
         "batch_size": batch_size,
         "versions": fp.recorded["versions"],
     }
+    if request.scoring == "generate":
+        unparsed: dict[str, int] = {}
+        for item, entry in zip(items, predictions, strict=True):
+            subject_key = f"{item.question.benchmark}:{item.question.subject}"
+            unparsed[subject_key] = unparsed.get(subject_key, 0) + (entry["prediction"] is None)
+        for key, count in unparsed.items():
+            result["subjects"][key]["unparsed"] = count
+        result["unparsed"] = sum(unparsed.values())
     if multiple:
         result["multiple_answer"] = {
             key: {"n": len(ids), "ids": ids, "note": "several correct letters: not read as one letter, not scored"}
@@ -374,6 +447,8 @@ def main(request: McqRequest) -> int:
         print(f"mcq: error: {err}", file=sys.stderr)
         return 2
     print(format_table(result))
+    if "unparsed" in result:
+        print(f"unparsed replies (counted wrong, never given a letter): {result['unparsed']}")
     state = " (up to date, reused)" if result.get("reused") else ""
     print(f"wrote {request.result_path}{state}" if not state else f"{request.result_path}{state}")
     return 0

@@ -540,6 +540,16 @@ def _write_report(runs: list[Run], ref: Run | None, request: ReportRequest, fp, 
                                  lambda r: {q for qs in r.correct.values() for q in qs})  # fmt: skip
         if lonely:
             notes2.append(f"No p-value for {', '.join(lonely)}: no question in common with {reference}.\n")
+        if any((r.mcq.get("protocol") or {}).get("scoring_method") == "generate" for r in mcq_runs):
+            extra2["scoring"] = lambda r: (
+                f"generate ({r.mcq.get('unparsed', 0)} unparsed)"
+                if (r.mcq.get("protocol") or {}).get("scoring_method") == "generate"
+                else "logits"
+            )
+            notes2.append(
+                "**scoring**: `logits` reads the letter with the highest next-token logit; `generate` parses it from a "
+                "greedy reply, and an unparsed reply counts as wrong.\n"
+            )
         flagged = flagged_questions(request.contamination)
         if flagged is not None:
             extra2["overall (clean) [95% CI]"] = lambda r: clean_accuracy(r, flagged, resamples, seed)

@@ -78,3 +78,22 @@ def taught(tiny_model, letter_data: Path, tmp_path_factory: pytest.TempPathFacto
         "save_strategy='no'",
     ]
     return adapter_factory(tiny_model, tmp_path_factory, "letter", overrides)
+
+
+SENTENCE = "答案是C。"  # what the sentence-taught tiny model replies to every exam prompt (mcq --scoring generate)
+
+
+@pytest.fixture(scope="session")
+def sentence_taught(tiny_model, letter_data: Path, tmp_path_factory: pytest.TempPathFactory):
+    """(tiny Qwen2, adapter) taught by the real recipe to reply "答案是C。" to every exam prompt."""
+    rows = [json.loads(line) for line in (letter_data / "letter_train.jsonl").read_text(encoding="utf-8").splitlines()]
+    root = tmp_path_factory.mktemp("sentence-data")
+    (root / "sentence_train.jsonl").write_text(
+        "".join(json.dumps(r | {"output": SENTENCE}, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8"
+    )
+    columns = {"prompt": "instruction", "query": "input", "response": "output"}
+    info = {"sentence_train": {"file_name": "sentence_train.jsonl", "formatting": "alpaca", "columns": columns}}
+    (root / "dataset_info.json").write_text(json.dumps(info), encoding="utf-8")
+    overrides = ["dataset=sentence_train", f"dataset_dir={root}", "max_steps=60", "learning_rate=0.01",
+                 "warmup_steps=0", "lora_dropout=0", "save_strategy='no'"]  # fmt: skip
+    return adapter_factory(tiny_model, tmp_path_factory, "sentence", overrides)("qwen2")
