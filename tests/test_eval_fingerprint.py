@@ -288,3 +288,13 @@ def test_a_hub_id_is_recorded_with_the_local_snapshot_it_resolves_to(tiny_model,
     identity = fpr.model_identity("Qwen/Qwen2.5-7B")
     assert identity["hub"] == "modelscope" and identity["files_sha256"]
     assert fpr.model_identity("Qwen/Qwen2-7B") == {"id": "Qwen/Qwen2-7B", "revision": None, "resolved": False}
+
+
+def test_recompute_is_read_before_or_after_the_verb():
+    from eval.common import requests
+    from eval.run import build_parser
+
+    parser = build_parser(["score"])
+    for argv, want in ((["--recompute", "score"], True), (["score", "--recompute"], True), (["score"], False)):
+        args = parser.parse_args([*argv, "--predictions", __file__])
+        assert requests.from_args(score.ScoreRequest, args).recompute is want, argv

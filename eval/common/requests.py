@@ -146,5 +146,7 @@ def add_recompute(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--recompute",
         action="store_true",
+        # absent here, the top-level flag (`python -m eval.run --recompute VERB`) is not overwritten
+        default=argparse.SUPPRESS,
         help="recompute even if OUT holds a result; without it, a result made from other inputs is refused",
     )
