@@ -593,7 +593,11 @@ def _write_report(runs: list[Run], ref: Run | None, request: ReportRequest, fp, 
     gen_runs = [r for r in runs if r.scores is not None]
     if gen_runs:
         labels3, note3 = protocol_labels(gen_runs, generation_protocol)
-        extra3: dict[str, Any] = {"backend": backend_of, "cut at cutoff_len": truncation_of}
+        extra3: dict[str, Any] = {
+            "backend": backend_of,
+            "cut at cutoff_len": truncation_of,
+            "repeated 4-grams %": lambda r: _num(r.scores.get("repeated-4grams")),
+        }
         if labels3:
             extra3["protocol"] = lambda r: labels3[r.system]
         notes3 = [note3] if note3 else []

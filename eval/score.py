@@ -20,7 +20,7 @@ import numpy as np
 from eval.common import fingerprint as fpr
 from eval.common import requests
 from eval.common.files import InputFileError, iter_jsonl, read_json, write_json, write_jsonl
-from eval.metrics import similarity, stats
+from eval.metrics import repetition, similarity, stats
 
 SCORES_FILE = "scores.json"
 PER_SAMPLE_FILE = "scores_per_sample.jsonl"
@@ -28,7 +28,7 @@ REQUIRED_KEYS = ("predict", "label")
 _CHUNK = 64  # pairs per task: small enough to balance two workers, big enough to hide IPC
 _MIN_PARALLEL = 256  # below this, starting workers costs more than it saves
 METRIC = "LLaMA-Factory ComputeSimilarity: char BLEU-4 (NLTK method3), jieba ROUGE F1; ×100 per sample"
-METRIC_VERSION = 1  # bump when a score of the same pair can change
+METRIC_VERSION = 2  # bump when a score of the same pair can change (2: repeated-4grams added)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -176,6 +176,8 @@ def run(request: ScoreRequest, progress: bool = True) -> dict[str, Any]:
     pairs = [(r["predict"], r["label"]) for r in records]
     per_sample = score_pairs(pairs, workers=request.workers, progress=progress)
     result = summarize(records, per_sample, resamples=request.resamples, seed=request.seed)
+    repeats = np.array([repetition.repeated_share(r["predict"]) for r in records])
+    result["repeated-4grams"] = float(repeats.mean())  # beside the metrics, not one of LF's
     result["predictions"] = str(request.predictions)
     result["predictions_sha256"] = fp.fields["predictions_sha256"]
     result["metric"] = METRIC
@@ -185,6 +187,7 @@ def run(request: ScoreRequest, progress: bool = True) -> dict[str, Any]:
         if record.get("source") is not None:
             row["source"] = record["source"]
         row.update({m: float(v) for m, v in zip(similarity.METRICS, scores, strict=True)})
+        row["repeated-4grams"] = repetition.repeated_share(record["predict"])
         rows.append(row)
     ids = [row["id"] for row in rows]
     if len(set(ids)) != len(ids):

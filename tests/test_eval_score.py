@@ -104,3 +104,18 @@ def test_missing_file_and_duplicate_ids(tmp_path: Path):
     preds.write_text('{"predict": "a", "label": "b", "id": "x"}\n{"predict": "a", "label": "b", "id": "x"}\n')
     with pytest.raises(InputFileError, match="duplicate ids"):
         score.run(score.ScoreRequest(preds), progress=False)
+
+
+def test_repeated_4grams_beside_the_metrics(tmp_path: Path):
+    """A degenerate loop over the reference's words keeps ROUGE-1 high; the repetition share shows it."""
+    preds = tmp_path / "p.jsonl"
+    rows = [
+        {"predict": "建议休息，必要时就医。", "label": "建议休息，必要时就医。", "id": "clean"},
+        {"predict": "休息就医" * 30, "label": "建议休息，必要时就医。", "id": "loop"},
+    ]
+    preds.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
+    result = score.run(score.ScoreRequest(preds, resamples=20), progress=False)
+    per_sample = {json.loads(line)["id"]: json.loads(line) for line in (tmp_path / "scores_per_sample.jsonl").open()}
+    assert per_sample["clean"]["repeated-4grams"] == 0.0
+    assert per_sample["loop"]["repeated-4grams"] > 90 and per_sample["loop"]["rouge-1"] > 40
+    assert result["repeated-4grams"] == pytest.approx(per_sample["loop"]["repeated-4grams"] / 2)
