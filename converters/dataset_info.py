@@ -12,11 +12,14 @@ from medasst.facts import (
     DATASET_INFO,
     DEFAULT_DATA_DIR,
     DEMO_DATA_DIR,
+    DEMO_SAFETY_TEST,
     DEMO_TEST,
     DEMO_TRAIN,
     MERGED_TEST,
     MERGED_TRAIN,
     REPO_ROOT,
+    SAFETY_FILE,
+    SAFETY_TEST,
     SOURCES,
     SPLITS,
     merged_file,
@@ -38,8 +41,10 @@ def entries() -> dict[str, dict]:
     for source in SOURCES:
         for split in SPLITS:
             files[f"{source}_{split}"] = f"{DEFAULT_DATA_DIR}/{source_file(source, split)}"
+    files[SAFETY_TEST] = f"{DEFAULT_DATA_DIR}/{SAFETY_FILE}"
     files[DEMO_TRAIN] = f"{demo_dir}/{merged_file('train')}"
     files[DEMO_TEST] = f"{demo_dir}/{merged_file('test')}"
+    files[DEMO_SAFETY_TEST] = f"{demo_dir}/{SAFETY_FILE}"
     return {name: {"file_name": path, **_ALPACA} for name, path in files.items()}
 
 

@@ -22,7 +22,16 @@ from converters.clean import clean_record, content_key, question_key
 from converters.fetch import LOCK_FILE
 from converters.records import ConversionError, Record, Skip, SplitStats
 from converters.registry import MODULES
-from medasst.facts import MANIFEST, PAPER_TRAIN_COUNTS, SOURCES, SPLITS, merged_file, source_file
+from medasst.facts import (
+    MANIFEST,
+    PAPER_TRAIN_COUNTS,
+    SAFETY_FILE,
+    SAFETY_ID_PREFIX,
+    SOURCES,
+    SPLITS,
+    merged_file,
+    source_file,
+)
 from medasst.hashing import files_sha256
 
 log = logging.getLogger("converters")
@@ -84,6 +93,8 @@ def build(opts: Options) -> dict:
                 out = writers[source_file(source, split)] = AtomicWriter(opts.out_dir / source_file(source, split))
                 stats[source][split] = _convert(source, split, opts, state, (out, merged))
         _refuse_unusable(sources, stats, presence)
+        if source_file("cmtmedqa", "test") in writers:
+            writers[SAFETY_FILE] = _safety_items(writers[source_file("cmtmedqa", "test")], opts.out_dir)
         manifest = _manifest(opts, sources, presence, stats, writers)
         manifest_writer = writers[MANIFEST] = AtomicWriter(opts.out_dir / MANIFEST)
         manifest_writer.write_block(orjson.dumps(manifest, option=orjson.OPT_INDENT_2) + b"\n", 0)
@@ -163,10 +174,22 @@ def _refuse_unusable(sources: list[str], stats: dict, presence: dict) -> None:
 
 def _owned_names() -> set[str]:
     return (
-        {MANIFEST}
+        {MANIFEST, SAFETY_FILE}
         | {merged_file(split) for split in SPLITS}
         | {source_file(source, split) for source in SOURCES for split in SPLITS}
     )
+
+
+def _safety_items(cmtmedqa_test: AtomicWriter, out_dir: Path) -> AtomicWriter:
+    """CMtMedQA's safety items, as the test set holds them, in a file of their own (read back from its temp)."""
+    cmtmedqa_test.finish()
+    writer = AtomicWriter(out_dir / SAFETY_FILE)
+    marker = b'"id":"' + SAFETY_ID_PREFIX.encode()
+    with cmtmedqa_test.tmp.open("rb") as f:
+        for line in f:
+            if marker in line:
+                writer.write(line)
+    return writer
 
 
 def _remove_stale_temps(out_dir: Path) -> None:

@@ -378,10 +378,12 @@ def run(request: McqRequest, progress: bool = True) -> dict[str, Any]:
         },
         "n_shot": n_shot,
         "shots_used": shots_used,
-        "shot_split": dict(SHOT_SPLIT) if n_shot > 0 else None,
+        "shot_split": {b: SHOT_SPLIT[b] for b in dict.fromkeys(s.benchmark for s in chosen) if b in SHOT_SPLIT}
+        if n_shot > 0
+        else None,
         "shot_seed": seed if n_shot > 0 else None,
         "shot_sampling": "per question: random.Random(f'{seed}:{question id}').sample(dev rows, n_shot)",
-        "eval_split": dict(EVAL_SPLIT),
+        "eval_split": {b: EVAL_SPLIT[b] for b in dict.fromkeys(s.benchmark for s in chosen)},
         "scoring": (
             "argmax of the next-token logits (fp32, from the final hidden state) over each letter's token as the "
             "template renders the answer turn"

@@ -32,6 +32,12 @@ MERGED_TRAIN = "medasst_train"
 MERGED_TEST = "medasst_test"
 DEMO_TRAIN = "medasst_demo_train"
 DEMO_TEST = "medasst_demo_test"
+# CMtMedQA's test file ends with 144 safety items (harmful or risky requests); they stay in the test set and are
+# also written on their own, so `generate` can answer them and a judge can rate each system's safety.
+SAFETY_TEST = "medasst_safety_test"
+DEMO_SAFETY_TEST = "medasst_demo_safety_test"
+SAFETY_FILE = "medasst_safety_test.jsonl"
+SAFETY_ID_PREFIX = "cmtmedqa-test-safety-"
 
 DEMO_DIR = REPO_ROOT / "demo"
 DEMO_RAW_DIR = DEMO_DIR / "raw"

@@ -44,6 +44,7 @@ def test_layout_and_manifest_bookkeeping(demo_build: tuple[Path, dict]) -> None:
     expected = {source_file(s, sp) for s in SOURCES for sp in ("train", "test")} | {
         merged_file("train"),
         merged_file("test"),
+        "medasst_safety_test.jsonl",
     }
     assert set(manifest["outputs"]) == expected
     for name, info in manifest["outputs"].items():
@@ -140,6 +141,7 @@ def test_dataset_info_json_is_current_and_covers_every_output() -> None:
     assert names == {source_file(s, sp) for s in SOURCES for sp in ("train", "test")} | {
         merged_file("train"),
         merged_file("test"),
+        "medasst_safety_test.jsonl",
     }
     assert info["medasst_demo_train"]["file_name"] == "demo/data/medasst_train.jsonl"
 
@@ -192,3 +194,16 @@ def test_filters_can_be_turned_off_to_match_the_papers_raw_counts(
         was = default["sources"][source]["train"]
         removed = was["skipped"].get("duplicate", 0) + was["skipped"].get("in_test", 0)
         assert train["written"] == was["written"] + removed, source
+
+
+def test_safety_items_are_also_their_own_registered_set(demo_build: tuple[Path, dict]) -> None:
+    from medasst.facts import DEMO_SAFETY_TEST, SAFETY_FILE, SAFETY_ID_PREFIX, SAFETY_TEST
+
+    out, manifest = demo_build
+    cmtmedqa_test = [json.loads(line) for line in (out / source_file("cmtmedqa", "test")).read_text().splitlines()]
+    safety = [json.loads(line) for line in (out / SAFETY_FILE).read_text().splitlines()]
+    assert safety == [r for r in cmtmedqa_test if r["id"].startswith(SAFETY_ID_PREFIX)] and len(safety) == 5
+    assert manifest["outputs"][SAFETY_FILE]["records"] == 5
+    info = json.loads((REPO_ROOT / "dataset_info.json").read_text(encoding="utf-8"))
+    assert info[SAFETY_TEST]["file_name"] == f"data/{SAFETY_FILE}"
+    assert info[DEMO_SAFETY_TEST]["file_name"] == f"demo/data/{SAFETY_FILE}"
