@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -245,8 +246,6 @@ def _generate_and_parse(items: list[Item], loaded, request: McqRequest, progress
     generator = HFGenerator(loaded, request.max_new_tokens)
     replies: list[str] = [""] * len(items)
     stats = ScoreStats()
-    import time
-
     started = time.perf_counter()
     for batch in tqdm(length_sorted_batches([len(it.prompt_ids) for it in items], request.batch_size),
                       desc="mcq generate", unit="batch", disable=not progress):  # fmt: skip
