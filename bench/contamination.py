@@ -15,7 +15,6 @@ import argparse
 import json
 import os
 import shutil
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -23,7 +22,7 @@ from pathlib import Path
 import orjson
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from bench.convert import generate, run_convert, tree_rss_kib
+from bench.convert import generate, run_convert, run_sampled
 from medasst.facts import PAPER_TRAIN_TOTAL
 
 
@@ -36,29 +35,12 @@ def orjson_floor(path: Path) -> float:
 
 
 def run_audit(train: Path, data: Path, out: Path) -> tuple[float, float, dict]:
-    import threading
-
     cmd = [sys.executable, "-m", "eval.run", "contamination", "--train", str(train), "--dataset", "bench_test",
            "--dataset-dir", str(data), "--output", str(out), "--recompute"]  # fmt: skip
-    start = time.perf_counter()
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    peak = 0
-    done = threading.Event()
-
-    def sample() -> None:
-        nonlocal peak
-        while not done.wait(0.05):
-            peak = max(peak, tree_rss_kib(proc.pid))
-
-    sampler = threading.Thread(target=sample, daemon=True)
-    sampler.start()
-    _, err = proc.communicate()
-    seconds = time.perf_counter() - start
-    done.set()
-    sampler.join()
-    if proc.returncode:
-        raise SystemExit(f"contamination exited {proc.returncode}: {err[-2000:]}")
-    return seconds, peak / 1024, json.loads((out / "contamination.json").read_text(encoding="utf-8"))
+    seconds, peak, code, err = run_sampled(cmd, every=0.05)
+    if code:
+        raise SystemExit(f"contamination exited {code}: {err[-2000:]}")
+    return seconds, peak, json.loads((out / "contamination.json").read_text(encoding="utf-8"))
 
 
 def main() -> int:

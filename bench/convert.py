@@ -139,29 +139,35 @@ def tree_rss_kib(pid: int) -> int:
     return total
 
 
-def run_convert(raw: Path, out: Path, workers: int) -> tuple[float, float]:
-    """(seconds, peak MiB of the converter's process tree) of one build."""
-    cmd = [sys.executable, "-m", "converters", "build", "--raw-dir", str(raw), "--out-dir", str(out)]
-    cmd += ["--no-progress", "--workers", str(workers)]
+def run_sampled(cmd: list[str], every: float = 0.02) -> tuple[float, float, int, str]:
+    """(seconds, peak MiB of the process tree, exit code, stderr) of one command, RSS sampled every `every` s."""
     start = time.perf_counter()
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     peak = 0
     done = threading.Event()
 
     def sample() -> None:
         nonlocal peak
-        while not done.wait(0.02):
+        while not done.wait(every):
             peak = max(peak, tree_rss_kib(proc.pid))
 
     sampler = threading.Thread(target=sample, daemon=True)
     sampler.start()
-    code = proc.wait()
+    _, err = proc.communicate()
     seconds = time.perf_counter() - start
     done.set()
     sampler.join()
+    return seconds, peak / 1024, proc.returncode, err
+
+
+def run_convert(raw: Path, out: Path, workers: int) -> tuple[float, float]:
+    """(seconds, peak MiB of the converter's process tree) of one build."""
+    cmd = [sys.executable, "-m", "converters", "build", "--raw-dir", str(raw), "--out-dir", str(out)]
+    cmd += ["--no-progress", "--workers", str(workers)]
+    seconds, peak, code, err = run_sampled(cmd)
     if code:
-        raise SystemExit(f"converter exited {code}")
-    return seconds, peak / 1024
+        raise SystemExit(f"converter exited {code}: {err[-2000:]}")
+    return seconds, peak
 
 
 def digests(out: Path) -> dict[str, str]:

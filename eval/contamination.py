@@ -82,10 +82,7 @@ class ContaminationRequest:
         if self.benchmarks is not None and not Path(self.benchmarks).is_dir():
             raise requests.UsageError(f"--benchmarks {self.benchmarks}: folder not found")
         if self.dataset:
-            try:
-                dataset_entry(self.dataset, self.dataset_dir)
-            except DatasetError as e:
-                raise requests.UsageError(str(e)) from None
+            requests.dataset(self.dataset, self.dataset_dir)
 
     @property
     def result_path(self) -> Path:
@@ -369,7 +366,6 @@ def scan_chunk(path: Path, start: int, end: int, index: Index | None = None) -> 
     index.first_record[:] = -1
     skipped: dict[str, int] = {}
     batch: list[str] = []
-    hit_records: set[int] = set()
     ids: dict[int, tuple[str | None, int]] = {}
     records = lines = 0
     pending: list[tuple[str | None, int]] = []
@@ -378,7 +374,6 @@ def scan_chunk(path: Path, start: int, end: int, index: Index | None = None) -> 
         if batch:
             first = records - len(batch)
             for rec in index.scan(normalize_codepoints("".join(batch)), first):
-                hit_records.add(rec)
                 ids[rec] = pending[rec - first]
         batch.clear()
         pending.clear()

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from eval.backends.generators import BACKENDS, DEFAULT_BATCH, BackendError, select_backend
-from eval.backends.model import DTYPES, ModelLoadError, check_adapter
+from eval.backends.model import DTYPES, ModelLoadError
 from eval.common import fingerprint as fpr
 from eval.common import requests
 from eval.common.files import InputFileError, atomic_write_text, iter_jsonl, read_json, write_json
@@ -88,7 +88,7 @@ class GenerateRequest:
     recompute: bool = False
 
     def __post_init__(self) -> None:
-        requests.model_ref(self.model)
+        requests.model_options(self.model, self.adapter, self.dtype)
         requests.output_folder(Path(self.output))
         requests.at_least("max_new_tokens", self.max_new_tokens, 1)
         requests.at_least("cutoff_len", self.cutoff_len, 2)
@@ -102,17 +102,7 @@ class GenerateRequest:
                 raise BackendError(f"unknown backend {self.backend!r}; choose from {', '.join(BACKENDS)}")
         except BackendError as e:
             raise requests.UsageError(str(e)) from None
-        if self.dtype not in DTYPES:
-            raise requests.UsageError(f"--dtype {self.dtype!r}: choose from {', '.join(DTYPES)}")
-        if self.adapter is not None:
-            try:
-                check_adapter(self.adapter)
-            except ModelLoadError as e:
-                raise requests.UsageError(f"--adapter: {e}") from None
-        try:
-            dataset_entry(self.dataset, self.dataset_dir)
-        except DatasetError as e:
-            raise requests.UsageError(str(e)) from None
+        requests.dataset(self.dataset, self.dataset_dir)
 
     @property
     def out_dir(self) -> Path:

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from eval.backends.model import DTYPES, ModelLoadError, check_adapter
+from eval.backends.model import DTYPES, ModelLoadError
 from eval.common import fingerprint as fpr
 from eval.common import requests
 from eval.common.files import InputFileError, atomic_write_text, read_json
@@ -93,7 +93,7 @@ class McqRequest:
     recompute: bool = False
 
     def __post_init__(self) -> None:
-        requests.model_ref(self.model)
+        requests.model_options(self.model, self.adapter, self.dtype)
         if self.scoring not in SCORINGS:
             raise requests.UsageError(f"--scoring {self.scoring!r}: choose from {', '.join(SCORINGS)}")
         requests.at_least("max_new_tokens", self.max_new_tokens, 1)
@@ -101,15 +101,8 @@ class McqRequest:
         requests.at_least("n_shot", self.n_shot, 0)
         requests.at_least("batch_size", self.batch_size, 1)
         requests.at_least("seed", self.seed, 0)
-        if self.dtype not in DTYPES:
-            raise requests.UsageError(f"--dtype {self.dtype!r}: choose from {', '.join(DTYPES)}")
         if self.benchmarks is not None and not Path(self.benchmarks).is_dir():
             raise requests.UsageError(f"--benchmarks {self.benchmarks}: folder not found")
-        if self.adapter is not None:
-            try:
-                check_adapter(self.adapter)
-            except ModelLoadError as e:
-                raise requests.UsageError(f"--adapter: {e}") from None
 
     @property
     def result_path(self) -> Path:

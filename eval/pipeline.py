@@ -26,6 +26,8 @@ from pathlib import Path
 from typing import Any
 
 from eval.common.files import InputFileError, read_json, write_json
+from eval.data.benchmarks import BenchmarkError
+from eval.data.prompts import DatasetError
 
 STEPS = ("mcq", "generate", "score", "report")
 SYSTEM_KEYS = {"name", "dir", "model", "adapter", "template", "default_system"}
@@ -355,15 +357,8 @@ def plan_pipeline(config: Config, recompute: bool = False) -> list[SystemPlan]:
     for index, system in enumerate(config.systems):
         try:
             plans.append(plan_system(config, system, index, recompute))
-        except (ConfigError, fpr.FingerprintMismatch) as e:
-            problems.append(f"[{system.name}] {e}")
-        except Exception as e:  # a data error found while fingerprinting (benchmark CSV, dataset file)
-            from eval.common.files import InputFileError
-            from eval.data.benchmarks import BenchmarkError
-            from eval.data.prompts import DatasetError
-
-            if not isinstance(e, BenchmarkError | DatasetError | InputFileError):
-                raise
+        # a data error found while fingerprinting (benchmark CSV, dataset file) is a problem like a bad option
+        except (ConfigError, fpr.FingerprintMismatch, BenchmarkError, DatasetError, InputFileError) as e:
             problems.append(f"[{system.name}] {e}")
     if "report" in config.steps:
         unknown = sorted(set(config.report) - REPORT_OPTIONS)

@@ -76,6 +76,30 @@ def model_ref(value: str, name: str = "model") -> None:
             )
 
 
+def model_options(model: str, adapter: str | None, dtype: str) -> None:
+    """What every model-loading verb checks first: the model reference, the adapter folder, the dtype."""
+    from eval.backends.model import DTYPES, ModelLoadError, check_adapter
+
+    model_ref(model)
+    if dtype not in DTYPES:
+        raise UsageError(f"--dtype {dtype!r}: choose from {', '.join(DTYPES)}")
+    if adapter is not None:
+        try:
+            check_adapter(adapter)
+        except ModelLoadError as e:
+            raise UsageError(f"--adapter: {e}") from None
+
+
+def dataset(name: str, dataset_dir: str) -> None:
+    """A dataset registered in `<dataset_dir>/dataset_info.json` whose local files exist."""
+    from eval.data.prompts import DatasetError, dataset_entry
+
+    try:
+        dataset_entry(name, dataset_dir)
+    except DatasetError as e:
+        raise UsageError(str(e)) from None
+
+
 def _accepts(hint: Any, value: Any) -> bool:
     """Whether a YAML value fits a field's type (int, str, bool, Path, their Optional, tuples of str)."""
     origin = typing.get_origin(hint)
