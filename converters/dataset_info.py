@@ -1,4 +1,4 @@
-"""The `dataset_info.json` entries for everything `build` writes, plus the shipped demo sets.
+"""The `dataset_info.json` entries for everything `build` writes, plus the shipped demo sets and CMB-Clin.
 
 Generated from `medasst.facts` so names and paths cannot drift; `python -m converters.dataset_info` rewrites
 the file at the repo root and a test checks the committed one is current.
@@ -9,6 +9,9 @@ from __future__ import annotations
 import orjson
 
 from medasst.facts import (
+    CMB_CLIN,
+    CMB_CLIN_DIR,
+    CMB_CLIN_FILE,
     DATASET_INFO,
     DEFAULT_DATA_DIR,
     DEMO_DATA_DIR,
@@ -45,6 +48,7 @@ def entries() -> dict[str, dict]:
     files[DEMO_TRAIN] = f"{demo_dir}/{merged_file('train')}"
     files[DEMO_TEST] = f"{demo_dir}/{merged_file('test')}"
     files[DEMO_SAFETY_TEST] = f"{demo_dir}/{SAFETY_FILE}"
+    files[CMB_CLIN] = f"{CMB_CLIN_DIR}/{CMB_CLIN_FILE}"  # a benchmark eval ships, registered here like the rest
     return {name: {"file_name": path, **_ALPACA} for name, path in files.items()}
 
 

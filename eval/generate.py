@@ -26,7 +26,7 @@ from eval.backends.generators import BACKENDS, DEFAULT_BATCH, BackendError, sele
 from eval.backends.model import DTYPES, ModelLoadError
 from eval.common import fingerprint as fpr
 from eval.common import requests
-from eval.common.files import InputFileError, atomic_write_text, iter_jsonl, read_json, write_json
+from eval.common.files import InputFileError, atomic_write_text, iter_jsonl, read_json, repair_tail, write_json
 from eval.data.prompts import DatasetError, Example, dataset_entry
 
 PREDICTIONS_FILE = "generated_predictions.jsonl"
@@ -139,34 +139,6 @@ def fingerprint(request: GenerateRequest, backend: str | None = None) -> fpr.Fin
             "versions": fpr.package_versions(VERSIONED),
         },
     )
-
-
-def repair_tail(path: Path) -> int:
-    """Cut a torn last line (no newline or not JSON) left by a killed run; return the bytes removed.
-
-    Only the last line can be torn, since lines are appended whole and flushed; a bad line earlier is a real
-    error and is left for the reader to report.
-    """
-    if not path.exists():
-        return 0
-    data = path.read_bytes()
-    keep = len(data)
-    if data and not data.endswith(b"\n"):
-        keep = data.rfind(b"\n") + 1
-    else:
-        start = data.rfind(b"\n", 0, max(0, len(data) - 1)) + 1
-        if data[start:].strip():
-            try:
-                json.loads(data[start:])
-            except ValueError:
-                keep = start
-    if keep == len(data):
-        return 0
-    with path.open("r+b") as f:
-        f.truncate(keep)
-        f.flush()
-        os.fsync(f.fileno())
-    return len(data) - keep
 
 
 def done_rows(path: Path) -> dict[str, dict[str, Any]]:

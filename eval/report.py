@@ -27,6 +27,7 @@ from eval.common import fingerprint as fpr
 from eval.common import requests
 from eval.common.files import InputFileError, atomic_write_text, iter_jsonl, read_json, write_json
 from eval.metrics import stats
+from eval.tables import judge_tables
 from eval.tables import paper_numbers as paper
 
 RUN_FILE = "run.json"
@@ -49,6 +50,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--contamination", help="contamination.json of `eval.run contamination`: Table 2 gains a clean column"
     )
+    parser.add_argument("--judge", nargs="+", default=(), help="`eval.run judge` output folders: one section each")
     requests.add_recompute(parser)
 
 
@@ -60,9 +62,13 @@ class ReportRequest:
     resamples: int = stats.RESAMPLES
     seed: int = stats.SEED
     contamination: str | None = None
+    judge: tuple[str, ...] = ()
     recompute: bool = False
 
     def __post_init__(self) -> None:
+        for folder in self.judge:
+            if not (Path(folder) / "judge.json").is_file() and not Path(folder).is_file():
+                raise requests.UsageError(f"--judge {folder}: no judge.json there (run `eval.run judge`)")
         if self.contamination is not None:
             requests.input_file(Path(self.contamination), "contamination")
         if not self.runs:
@@ -92,9 +98,14 @@ def fingerprint(request: ReportRequest) -> fpr.Fingerprint:
             "reference": request.reference,
             "paired_bootstrap": {"resamples": request.resamples, "seed": request.seed},
             "contamination_sha256": fpr.file_sha256(request.contamination) if request.contamination else None,
+            "judge_sha256": [fpr.file_sha256(judge_file(f)) for f in request.judge],
         },
         recorded={"versions": fpr.package_versions(("numpy", "matplotlib"))},
     )
+
+
+def judge_file(folder: str) -> Path:
+    return Path(folder) / "judge.json" if Path(folder).is_dir() else Path(folder)
 
 
 def current(request: ReportRequest, fp: fpr.Fingerprint) -> dict[str, Any] | None:
@@ -623,6 +634,16 @@ def _write_report(runs: list[Run], ref: Run | None, request: ReportRequest, fp, 
         )
         result["files"] += ["table3.md", "table3.csv", "figure4.png"]
         sections.append("## Table 3: generation on the test set (×100)\n\n" + md + "\n![Figure 4](figure4.png)\n")
+
+    if request.judge:
+        try:
+            judged = [judge_tables.load(f) for f in request.judge]
+        except judge_tables.JudgeResultError as e:
+            raise InputFileError(str(e)) from None
+        texts, files, rows = judge_tables.sections(judged, out)
+        sections += texts
+        result["files"] += files
+        result["judge"] = rows
 
     atomic_write_text(out / "report.md", "\n".join(sections))
     result["files"] += ["report.md"]

@@ -18,6 +18,7 @@ VERBS: dict[str, tuple[str, str]] = {
     "generate": ("eval.generate", "greedy generation on a test set → OUT/generated_predictions.jsonl"),
     "score": ("eval.score", "BLEU-4 / ROUGE-1/2/L of a predictions file → OUT/scores.json"),
     "contamination": ("eval.contamination", "n-gram overlap of exam questions and test dialogues with training"),
+    "judge": ("eval.judge", "an LLM judge through an OpenAI-compatible server: pairwise or on a rubric"),
     "report": ("eval.report", "Table 2, Table 3 and Figure 4 from run folders"),
 }
 

@@ -39,6 +39,14 @@ DEMO_SAFETY_TEST = "medasst_demo_safety_test"
 SAFETY_FILE = "medasst_safety_test.jsonl"
 SAFETY_ID_PREFIX = "cmtmedqa-test-safety-"
 
+# CMB-Clin (74 clinical cases, 208 questions) as a registered alpaca set, built by `python -m eval.data.cmbclin`
+# from the shipped upstream file: each question one record, the earlier questions with their reference answers as
+# its history, so `generate` answers them and `judge --rubric cmb-clin` grades them against the reference.
+CMB_CLIN = "cmb_clin"
+CMB_CLIN_DIR = "eval/benchmarks/CMB-Clin"  # relative to the repo root
+CMB_CLIN_UPSTREAM = "CMB-Clin-qa.json"
+CMB_CLIN_FILE = "cmb_clin.jsonl"
+
 DEMO_DIR = REPO_ROOT / "demo"
 DEMO_RAW_DIR = DEMO_DIR / "raw"
 DEMO_DATA_DIR = DEMO_DIR / "data"

@@ -52,6 +52,19 @@ class Setup:
     def score(self, predictions: str, *more: str) -> list[str]:
         return ["score", "--predictions", predictions, "--output", str(self.out), *more]
 
+    def system(self, name: str, rows: list[dict] | None = None) -> str:
+        rows = [PREDICTION] if rows is None else rows
+        folder = Path(self.folder(f"systems/{name}"))
+        (folder / "generated_predictions.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows), "utf-8")
+        return f"{name}={folder}"
+
+    def judge(self, *more: str, systems: tuple[str, ...] = ("medasst", "other")) -> list[str]:
+        argv = ["judge", "--base-url", "http://127.0.0.1:9/v1", "--judge-model", "j", "--dataset", "t",
+                "--dataset-dir", str(self.data), "--output", str(self.out), "--max-retries", "0"]  # fmt: skip
+        for name in systems:
+            argv += ["--system", self.system(name)]
+        return argv + list(more)
+
     def config(self, text: str | bytes | dict) -> list[str]:
         if isinstance(text, dict):
             base = {"output_dir": str(self.out), "dataset": "t", "dataset_dir": str(self.data), "steps": ["mcq"],
@@ -138,7 +151,27 @@ CASES: dict[str, tuple[Callable[[Setup], list[str]], str]] = {
     "score missing label": (lambda s: s.score(s.file("p.jsonl", '{"predict": "x"}\n')), "line 1: missing key 'label'"),
     "score output is a file": (lambda s: s.score(s.file("p.jsonl", json.dumps(PREDICTION)), "--output",
                                                  s.file("taken")), "is a file; pass a folder"),
+    # judge
+    "judge base url not http": (lambda s: s.judge("--base-url", "127.0.0.1:8000"), "must start with http://"),
+    "judge system without a name": (lambda s: s.judge("--system", "/some/dir"), "write NAME=DIR"),
+    "judge system folder without predictions": (lambda s: s.judge("--system", f"x={s.folder('nothing')}"),
+                                                "no generated_predictions.jsonl there (run generate)"),
+    "judge one system pairwise": (lambda s: s.judge(systems=("medasst",)), "needs at least two --system"),
+    "judge reference not a system": (lambda s: s.judge(systems=("a", "b")), "--reference 'medasst' is not among"),
+    "judge system twice": (lambda s: s.judge(systems=("medasst", "medasst")), "--system 'medasst' is given twice"),
+    "judge concurrency 0": (lambda s: s.judge("--concurrency", "0"), "--concurrency must be an integer ≥ 1"),
+    "judge temperature 3": (lambda s: s.judge("--temperature", "3"), "--temperature must lie in [0, 2]"),
+    "judge limit 0": (lambda s: s.judge("--limit", "0"), "--limit must be an integer ≥ 1"),
+    "judge unknown rubric": (lambda s: s.judge("--rubric", "style"), "argument --rubric: invalid choice"),
+    "judge unknown dataset": (lambda s: s.judge("--dataset", "nope"), "--dataset 'nope' is not in"),
+    "judge prediction id not in the set": (lambda s: s.judge("--system", s.system("odd", [PREDICTION | {"id": "z"}])),
+                                           "id 'z' is not in the dataset"),
+    "judge predictions without ids": (lambda s: s.judge("--system", s.system("lf", [{"predict": "x", "label": "y"}])),
+                                      "no 'id' (the judge looks items up by id"),
+    "judge server unreachable": (lambda s: s.judge(), "cannot reach http://127.0.0.1:9/v1"),
     # report
+    "report judge folder without judge.json": (lambda s: ["report", "--runs", s.folder("r"), "--output", str(s.out),
+                                                          "--judge", s.folder("j")], "--judge"),
     "report run folder missing": (lambda s: ["report", "--runs", "/no/run", "--output", str(s.out)],
                                   "--runs /no/run: run folder not found"),
     "report empty run folder": (lambda s: ["report", "--runs", s.folder("runs/empty"), "--output", str(s.out)],

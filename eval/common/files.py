@@ -98,3 +98,31 @@ def iter_jsonl(path: str | os.PathLike) -> Iterator[tuple[int, dict[str, Any]]]:
             if not isinstance(obj, dict):
                 raise InputFileError(f"{path} line {lineno}: expected a JSON object, got {type(obj).__name__}")
             yield lineno, obj
+
+
+def repair_tail(path: Path) -> int:
+    """Cut a torn last line (no newline or not JSON) left by a killed run (append-only files); return the bytes removed.
+
+    Only the last line can be torn, since lines are appended whole and flushed; a bad line earlier is a real
+    error and is left for the reader to report.
+    """
+    if not path.exists():
+        return 0
+    data = path.read_bytes()
+    keep = len(data)
+    if data and not data.endswith(b"\n"):
+        keep = data.rfind(b"\n") + 1
+    else:
+        start = data.rfind(b"\n", 0, max(0, len(data) - 1)) + 1
+        if data[start:].strip():
+            try:
+                json.loads(data[start:])
+            except ValueError:
+                keep = start
+    if keep == len(data):
+        return 0
+    with path.open("r+b") as f:
+        f.truncate(keep)
+        f.flush()
+        os.fsync(f.fileno())
+    return len(data) - keep

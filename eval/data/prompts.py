@@ -223,3 +223,29 @@ def build_examples(
     if not examples:
         raise DatasetError(f"{dataset!r}: no usable records")
     return examples
+
+
+def records_by_id(dataset: str, dataset_dir: str | Path) -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
+    """(entry, id → record with LF's standard column names) of a registered local alpaca dataset, read without
+    LLaMA-Factory (the judge needs the dialogue as the dataset holds it, not a tokenizer)."""
+    entry, files = dataset_entry(dataset, dataset_dir)
+    if entry.get("formatting", "alpaca") != "alpaca":
+        raise DatasetError(f"--dataset {dataset!r} is {entry.get('formatting')!r}; the judge reads alpaca datasets")
+    columns = {"prompt": "instruction", "query": "input", "response": "output", "history": "history"}
+    columns |= entry.get("columns") or {}
+    records: dict[str, dict[str, Any]] = {}
+    position = 0
+    for path in files:
+        for record in _read_records(path):
+            position += 1
+            if not isinstance(record, dict):
+                raise DatasetError(f"{path}: record {position} is not a JSON object")
+            mapped = dict(record)
+            for standard, column in (("instruction", "prompt"), ("input", "query"), ("output", "response"),
+                                     ("history", "history")):  # fmt: skip
+                mapped[standard] = record.get(columns[column])
+            rid = record_id(record, position)
+            if rid in records:
+                raise DatasetError(f"{path}: id {rid!r} appears twice; items could not be matched across systems")
+            records[rid] = mapped
+    return entry, records

@@ -1,0 +1,1 @@
+"""What `judge` needs besides the verb itself: versioned judge prompts, verdict parsers, a cached API client."""
