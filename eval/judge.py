@@ -133,7 +133,10 @@ class JudgeRequest:
 
     @property
     def reference_name(self) -> str:
-        return self.reference or DEFAULT_REFERENCE
+        wanted = self.reference or DEFAULT_REFERENCE
+        names = [str(spec).partition("=")[0] for spec in self.systems]
+        # "MedAsst" and "medasst" name the same system; an exact match wins
+        return wanted if wanted in names else next((n for n in names if n.lower() == wanted.lower()), wanted)
 
     @property
     def dataset_name(self) -> str:
