@@ -65,6 +65,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="vllm: GPUs to shard over (default: the most visible GPUs that divide the model's attention heads)",
     )
     parser.add_argument("--dtype", choices=DTYPES, default="auto", help="LF infer_dtype (default: auto)")
+    parser.add_argument(
+        "--trust-remote-code",
+        action="store_true",
+        help="run the model's own Python code from its folder or hub repo (ChatGLM3); off unless asked",
+    )
     parser.add_argument("--output", required=True, help="output folder")
     requests.add_recompute(parser)
 
@@ -85,11 +90,14 @@ class GenerateRequest:
     max_samples: int | None = None
     tensor_parallel_size: int | None = None
     dtype: str = "auto"
+    trust_remote_code: bool = False
     recompute: bool = False
 
     def __post_init__(self) -> None:
         requests.model_options(self.model, self.adapter, self.dtype)
         requests.output_folder(Path(self.output))
+        if self.trust_remote_code and self.backend == "vllm":
+            raise requests.UsageError("--trust-remote-code runs with --backend hf only (the vLLM path keeps it off)")
         requests.at_least("max_new_tokens", self.max_new_tokens, 1)
         requests.at_least("cutoff_len", self.cutoff_len, 2)
         requests.at_least("batch_size", self.batch_size, 1, optional=True)
@@ -129,6 +137,7 @@ def fingerprint(request: GenerateRequest, backend: str | None = None) -> fpr.Fin
             "decoding": DECODING,
             "backend": backend,
             "dtype": request.dtype,
+            **({"trust_remote_code": True} if request.trust_remote_code else {}),
         },
         recorded={
             "model": request.model,
@@ -238,6 +247,8 @@ def run(request: GenerateRequest, progress: bool = True) -> dict[str, Any]:
         rows = done_rows(pred_path)
 
     extra: dict[str, Any] = {"infer_dtype": request.dtype}
+    if request.trust_remote_code:  # asked for by the user (a config's system key, or the flag)
+        extra["trust_remote_code"] = True
     if request.default_system:
         extra["default_system"] = request.default_system
     infer = model_mod.infer_args(request.model, request.adapter, request.template, request.cutoff_len, extra)

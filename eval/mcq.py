@@ -65,6 +65,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--batch-size", type=int, default=DEFAULT_BATCH_SIZE, help="questions per forward pass")
     parser.add_argument("--dtype", choices=DTYPES, default="auto", help="LF infer_dtype (default: auto)")
     parser.add_argument(
+        "--trust-remote-code",
+        action="store_true",
+        help="run the model's own Python code from its folder or hub repo (ChatGLM3); off unless asked",
+    )
+    parser.add_argument(
         "--scoring",
         choices=SCORINGS,
         default="logits",
@@ -88,6 +93,7 @@ class McqRequest:
     seed: int = DEFAULT_SEED
     batch_size: int = DEFAULT_BATCH_SIZE
     dtype: str = "auto"
+    trust_remote_code: bool = False
     scoring: str = "logits"
     max_new_tokens: int = 64
     recompute: bool = False
@@ -126,6 +132,7 @@ def fingerprint(request: McqRequest, files: dict[str, dict[str, str]], subjects:
             "n_shot": request.n_shot,
             "shot_seed": request.seed if request.n_shot > 0 else None,
             "dtype": request.dtype,
+            **({"trust_remote_code": True} if request.trust_remote_code else {}),
             "backend": "hf",
             "scoring": {"method": "logits"}
             if request.scoring == "logits"
@@ -281,6 +288,8 @@ def run(request: McqRequest, progress: bool = True) -> dict[str, Any]:
     model, adapter, template = request.model, request.adapter, request.template
     n_shot, seed, subjects, batch_size = request.n_shot, request.seed, request.subjects, request.batch_size
     extra: dict[str, Any] = {"infer_dtype": request.dtype}
+    if request.trust_remote_code:  # asked for by the user (a config's system key, or the flag)
+        extra["trust_remote_code"] = True
     if request.default_system:
         extra["default_system"] = request.default_system
     loaded = load(model, adapter=adapter, template=template, extra=extra)

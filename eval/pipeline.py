@@ -30,7 +30,8 @@ from eval.data.benchmarks import BenchmarkError
 from eval.data.prompts import DatasetError
 
 STEPS = ("mcq", "generate", "score", "report")
-SYSTEM_KEYS = {"name", "dir", "model", "adapter", "template", "default_system"}
+SYSTEM_KEYS = {"name", "dir", "model", "adapter", "template", "default_system", "trust_remote_code"}
+TEXT_KEYS = SYSTEM_KEYS - {"trust_remote_code"}
 TOP_KEYS = {"output_dir", "dataset", "dataset_dir", "env", "steps", "mcq", "generate", "report", "systems"}
 
 
@@ -46,6 +47,7 @@ class System:
     run_dir: Path
     adapter: str | None = None
     default_system: str | None = None
+    trust_remote_code: bool = False  # the model's own code runs only where the config asks for it
 
 
 @dataclass
@@ -126,8 +128,10 @@ def load_config(path: str | os.PathLike) -> Config:
         for key in ("name", "model", "template"):
             if not entry.get(key):
                 raise ConfigError(f"{path}: systems[{i}] needs {key!r}")
-        for key in sorted(SYSTEM_KEYS):
+        for key in sorted(TEXT_KEYS):
             _text(entry, key, f"{path}: systems[{i}].{key}")
+        if not isinstance(entry.get("trust_remote_code", False), bool):
+            raise ConfigError(f"{path}: systems[{i}].trust_remote_code must be true or false")
         systems.append(
             System(
                 name=entry["name"],
@@ -136,6 +140,7 @@ def load_config(path: str | os.PathLike) -> Config:
                 run_dir=out / (entry.get("dir") or slug(entry["name"])),
                 adapter=entry.get("adapter") or None,
                 default_system=entry.get("default_system"),
+                trust_remote_code=entry.get("trust_remote_code", False),
             )
         )
     names = [s.name for s in systems]
@@ -166,6 +171,8 @@ def _model_options(system: System) -> dict[str, Any]:
         options["adapter"] = system.adapter
     if system.default_system:
         options["default_system"] = system.default_system
+    if system.trust_remote_code:
+        options["trust_remote_code"] = True
     return options
 
 

@@ -149,6 +149,30 @@ FAMILIES: dict[str, Family] = {
         unk="<unk>",
         add_bos=True,
     ),
+    # GLM-4-9B-0414 (the ChatGLM3 recipe's native variant): no real tokenizer file ships in a PyPI package, so a
+    # stand-in with its control tokens (as in its tokenizer_config.json) after Qwen's ranks, like Gemma's
+    "glm4": Family(
+        name="glm4",
+        model_type="glm4",
+        template="glm4",
+        vocabulary="qwen",
+        special_tokens=(
+            "<|endoftext|>",
+            "[MASK]",
+            "[gMASK]",
+            "[sMASK]",
+            "<sop>",
+            "<eop>",
+            "<|system|>",
+            "<|user|>",
+            "<|assistant|>",
+            "<|observation|>",
+        ),
+        bos=None,
+        eos="<|endoftext|>",
+        pad="<|endoftext|>",
+        generation_eos=("<|endoftext|>", "<|user|>", "<|observation|>"),
+    ),
     "mistral": Family(
         name="mistral",
         model_type="mistral",
@@ -374,7 +398,7 @@ def build_config(family: Family, vocab_size: int, tokenizer):
         "pad_token_id": tokenizer.pad_token_id,
         "bos_token_id": tokenizer.bos_token_id if family.bos else None,
     }
-    if family.model_type == "gemma":
+    if family.model_type in ("gemma", "glm4"):
         common["head_dim"] = 16
     return AutoConfig.for_model(family.model_type, **common)
 

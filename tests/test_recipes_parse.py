@@ -30,6 +30,8 @@ EXPORT = [e for _, _, e in SYSTEMS.values() if e]
 # chat / webchat / api recipes of MedAsst (the baselines differ by three lines: recipes/README.md)
 INFER = ["medasst_qwen2_infer", "medasst_qwen2_infer_vllm", "medasst_qwen2_merged_infer"]
 BASELINES = ["llama3_baseline", "gemma_baseline", "mistral_baseline"]
+# related systems outside the paper's comparison (tests/test_recipes_glm.py)
+RELATED = [f"{base}_huatuo26m{kind}" for base in ("chatglm3", "glm4") for kind in ("", "_predict", "_export", "_infer")]
 
 # ModelScope ids (USE_MODELSCOPE_HUB=1), the HF id each stands for, LLaMA-Factory's model name, and the template.
 MODEL_IDS: dict[str, tuple[str, str, str, str]] = {
@@ -96,7 +98,7 @@ def parsed_value(parsed: dict[str, Any], key: str) -> Any:
 
 def test_recipe_set_is_complete() -> None:
     on_disk = {p.stem for p in RECIPES.glob("*.yaml")} | {p.stem for p in RECIPES.glob("*.yml")}
-    assert on_disk == set(TRAIN + PREDICT + EXPORT + INFER), "classify every recipe in this test"
+    assert on_disk == set(TRAIN + PREDICT + EXPORT + INFER + RELATED), "classify every recipe in this test"
     assert {p.name for p in (RECIPES / "deepspeed").glob("*.json")} == {"ds_z2_config.json", "ds_z3_config.json"}
     assert (RECIPES / "README.md").is_file()
 

@@ -36,6 +36,7 @@ MODEL_FILE_PATTERNS = (
     "chat_template.json",
     "*.safetensors",
     "*.bin",
+    "*.py",  # a remote-code model's own modeling / tokenizer code (trust_remote_code)
 )
 ADAPTER_FILE_PATTERNS = ("adapter_config.json", "adapter_model.safetensors")
 
