@@ -148,3 +148,24 @@ def test_glm4_variant_trains_and_predicts_on_a_tiny_glm4(tiny_model, tmp_path: P
                  *CPU], tmp_path / "predict.log")  # fmt: skip
     rows = [json.loads(x) for x in (predict / "generated_predictions.jsonl").read_text(encoding="utf-8").splitlines()]
     assert len(rows) == 4 and all(r["prompt"].startswith("[gMASK]<sop><|user|>\n") for r in rows)
+
+
+def test_legacy_runner_drops_only_the_remote_code_key() -> None:
+    """recipes/chatglm3_env/run.py: LF 0.8.3 refuses `trust_remote_code` (it always trusts) and reads no key=value."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("chatglm3_run", RECIPES / "chatglm3_env" / "run.py")
+    runner = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(runner)
+    recipe = RECIPES / "chatglm3_huatuo26m.yaml"
+    config = runner.legacy_config(recipe, ["max_steps=2", "bf16=false", "output_dir=/tmp/x"])
+    assert "trust_remote_code" not in config
+    assert config["max_steps"] == 2 and config["bf16"] is False and config["output_dir"] == "/tmp/x"
+    changed = {"trust_remote_code", "max_steps", "bf16", "output_dir"}
+    original = load("chatglm3_huatuo26m")
+    kept = {k: v for k, v in config.items() if k not in changed}
+    assert {k: v for k, v in original.items() if k not in changed} == kept
+    with pytest.raises(SystemExit, match="does not ask for remote code"):
+        runner.legacy_config(RECIPES / "glm4_huatuo26m.yaml", [])
+    pins = (RECIPES / "chatglm3_env" / "requirements.txt").read_text(encoding="utf-8")
+    assert "llamafactory==0.8.3" in pins and "transformers==4.41.2" in pins

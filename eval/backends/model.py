@@ -150,6 +150,25 @@ def infer_args(
     return args
 
 
+def remote_code_failed(model: str, part: str, error: Exception, remote: bool) -> Exception:
+    """One line for a model whose own code (trust_remote_code) does not run on the installed transformers, or that
+    needs its own code when it was not asked for; any other error is returned as it is (a bug to see whole)."""
+    import transformers
+
+    if not remote:
+        if "trust_remote_code" not in str(error):
+            return error
+        return ModelLoadError(
+            f"{model} needs its own (remote) code to load; pass --trust-remote-code (a config: the system's "
+            "trust_remote_code: true) if you trust that code"
+        )
+    detail = str(error).splitlines()[0][:200] if str(error) else ""
+    return ModelLoadError(
+        f"{model}: its own {part} code (trust_remote_code) fails on transformers {transformers.__version__}: "
+        f"{type(error).__name__}: {detail} (ChatGLM3: see recipes/README.md#chatglm3-6b-remote-code)"
+    )
+
+
 def load(
     model: str,
     adapter: str | None = None,
@@ -168,6 +187,7 @@ def load(
     check_template(model, template)
     args = infer_args(model, adapter, template, cutoff_len, extra)
     model_args, data_args, finetuning_args, _ = get_infer_args(dict(args))
+    remote = bool(args.get("trust_remote_code"))
     try:
         tokenizer = load_tokenizer(model_args)["tokenizer"]
     except OSError as e:  # LF: "Failed to load tokenizer." — say which model and what to check
@@ -175,6 +195,8 @@ def load(
             f"cannot load the tokenizer of {model}: {e} (not a model folder, or a hub id not in the local cache "
             "and no network?)"
         ) from None
+    except Exception as e:
+        raise remote_code_failed(model, "tokenizer", e, remote) from None
     if check_tokens:
         check_template_tokens(tokenizer, template, model)
     tok_template = template_and_fix_tokenizer(tokenizer, data_args)
@@ -183,6 +205,8 @@ def load(
         net = load_model(tokenizer, model_args, finetuning_args, is_trainable=False)
     except OSError as e:  # missing or unreadable weights
         raise ModelLoadError(f"cannot load the weights of {model}: {e}") from None
+    except Exception as e:
+        raise remote_code_failed(model, "model", e, remote) from None
     net.eval()
     return LoadedModel(
         model=net,
