@@ -111,3 +111,41 @@ def _result(job: LineJob, first: int, last: int, future: Future, raw_dir: Path) 
 def _ignore_sigint() -> None:
     """Ctrl-C reaches the whole process group: the parent ends the build (one line); workers just stop."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def _prepare_whole(source: str, raw_dir: Path, split: str, how: Any) -> list:
+    from converters.pipeline import _batches
+    from converters.registry import MODULES
+
+    return list(_batches(iter(MODULES[source].read(raw_dir, split)), how))
+
+
+class SidePreparer:
+    """Sources that cannot be cut into chunks (CMtMedQA's one JSON array, webMedQA's zip) prepared whole in one
+    more process, started before the JSON Lines sources of the split: they then overlap instead of leaving a
+    core idle at the end. Their batches are handed to the serial pass in order, as from the build's own process.
+    """
+
+    def __init__(self) -> None:
+        self.pool = ProcessPoolExecutor(max_workers=1, mp_context=_context(), initializer=_ignore_sigint)
+        self.futures: dict[tuple[str, str], Future] = {}
+
+    def submit(self, source: str, raw_dir: Path, split: str, how: Any) -> None:
+        self.futures[(source, split)] = self.pool.submit(_prepare_whole, source, raw_dir, split, how)
+
+    def has(self, source: str, split: str) -> bool:
+        return (source, split) in self.futures
+
+    def batches(self, source: str, split: str) -> list:
+        try:
+            return self.futures.pop((source, split)).result()
+        except BrokenProcessPool:
+            raise ConversionError(
+                f"{source} {split}: the conversion worker died (killed, or out of memory); nothing was written. "
+                "Rerun, or use --workers 1 to convert in one process"
+            ) from None
+
+    def close(self) -> None:
+        for future in self.futures.values():
+            future.cancel()
+        self.pool.shutdown(wait=True, cancel_futures=True)
