@@ -79,6 +79,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--limit", type=int, help="judge a random sample of this many items (recorded)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the --limit sample and of the bootstrap")
     parser.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
+    # --recompute remakes judge.json from other inputs; answered requests still come from the cache (another
+    # --cache, or deleting it, asks the judge again)
     requests.add_recompute(parser)
 
 
@@ -177,6 +179,8 @@ def read_answers(name: str, path: Path, known: dict[str, Any]) -> dict[str, str]
             raise InputFileError(f"{path} line {lineno}: 'predict' must be a string")
         if str(rid) not in known:
             raise InputFileError(f"{path} line {lineno}: id {rid!r} is not in the dataset; was another set answered?")
+        if str(rid) in answers:
+            raise InputFileError(f"{path} line {lineno}: id {rid!r} appears twice; which answer is {name}'s?")
         answers[str(rid)] = predict
     if not answers:
         raise InputFileError(f"{path}: no predictions ({name})")

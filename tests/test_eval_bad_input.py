@@ -168,6 +168,8 @@ CASES: dict[str, tuple[Callable[[Setup], list[str]], str]] = {
                                            "id 'z' is not in the dataset"),
     "judge predictions without ids": (lambda s: s.judge("--system", s.system("lf", [{"predict": "x", "label": "y"}])),
                                       "no 'id' (the judge looks items up by id"),
+    "judge duplicate prediction ids": (lambda s: s.judge("--system", s.system("dup", [PREDICTION, PREDICTION])),
+                                       "id 'a' appears twice"),
     "judge server unreachable": (lambda s: s.judge(), "cannot reach http://127.0.0.1:9/v1"),
     # report
     "report judge folder without judge.json": (lambda s: ["report", "--runs", s.folder("r"), "--output", str(s.out),
