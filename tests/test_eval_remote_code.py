@@ -90,3 +90,13 @@ def test_config_key_is_per_system_and_off_by_default(remote_model: Path, tmp_pat
     path.write_text(yaml.safe_dump(bad), encoding="utf-8")
     with pytest.raises(pipeline.ConfigError, match="trust_remote_code must be true or false"):
         pipeline.load_config(path)
+
+
+def test_the_shipped_chatglm3_config_asks_for_remote_code_for_chatglm3_only():
+    from eval import pipeline
+
+    config = pipeline.load_config(REPO_ROOT / "eval" / "configs" / "chatglm3_huatuo26m.yaml")
+    asked = {s.name: s.trust_remote_code for s in config.systems}
+    assert asked == {"MedAsst": False, "ChatGLM3-6B-Huatuo (related, not in the paper)": True,
+                     "GLM-4-9B-0414-Huatuo (variant, not in the paper)": False}  # fmt: skip
+    assert {s.template for s in config.systems} == {"qwen", "chatglm3", "glm4"}
