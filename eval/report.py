@@ -450,6 +450,15 @@ def _p(value: float | None) -> str:
     return "<0.001" if value < 0.001 else f"{value:.3f}"
 
 
+def outside_paper(runs: list[Run], table: dict[str, Any]) -> list[str]:
+    """A note naming the rows that are not among the paper's systems (extra rows: no paper value)."""
+    extra = [r.system for r in runs if r.system not in table]
+    if not extra:
+        return []
+    return [f"**Not among the paper's systems** (extra rows, not part of its comparison; no paper value): "
+            f"{', '.join(extra)}.\n"]  # fmt: skip
+
+
 def build_table(
     runs: list[Run],
     ref: Run | None,
@@ -569,6 +578,7 @@ def _write_report(runs: list[Run], ref: Run | None, request: ReportRequest, fp, 
                 f"**clean**: accuracy on the questions the contamination audit did not flag ({len(flagged & asked)} "
                 f"of the {len(asked)} asked were flagged; {Path(request.contamination).name}).\n"
             )
+        notes2 += outside_paper(mcq_runs, paper.TABLE2)
         paper2 = {name: values for name, values in paper.TABLE2.items() if name in comparable}
         md, text, rows = build_table(
             mcq_runs, ref if ref and ref.mcq else None, paper.TABLE2_COLUMNS, paper.TABLE2_LABELS, paper2,
@@ -612,6 +622,7 @@ def _write_report(runs: list[Run], ref: Run | None, request: ReportRequest, fp, 
         if labels3:
             extra3["protocol"] = lambda r: labels3[r.system]
         notes3 = [note3] if note3 else []
+        notes3 += outside_paper(gen_runs, paper.TABLE3)
         lonely = no_shared_items(gen_runs, ref if ref and ref.scores else None, lambda r: set(r.per_sample))
         if lonely:
             notes3.append(f"No p-value for {', '.join(lonely)}: no test item in common with {reference}.\n")
