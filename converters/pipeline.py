@@ -84,21 +84,14 @@ def build(opts: Options) -> dict:
     writers: dict[str, AtomicWriter] = {}
     state = _State()
     stats: dict[str, dict[str, SplitStats]] = {s: {} for s in sources}
-    side = None
     try:
         for split in ("test", "train"):  # test first: its questions filter train
             merged = writers[merged_file(split)] = AtomicWriter(opts.out_dir / merged_file(split))
-            present = [s for s in sources if any(presence[s][split]["found"])]
-            whole = [s for s in present if not hasattr(MODULES[s], "line_jobs")]
-            if opts.workers > 1 and whole and len(whole) < len(present):
-                from converters.parallel import SidePreparer
-
-                side = side or SidePreparer()
-                for source in whole:
-                    side.submit(source, opts.raw_dir, split, _prep(source, split, opts))
-            for source in present:
+            for source in sources:
+                if not any(presence[source][split]["found"]):
+                    continue
                 out = writers[source_file(source, split)] = AtomicWriter(opts.out_dir / source_file(source, split))
-                stats[source][split] = _convert(source, split, opts, state, (out, merged), side)
+                stats[source][split] = _convert(source, split, opts, state, (out, merged))
         _refuse_unusable(sources, stats, presence)
         if source_file("cmtmedqa", "test") in writers:
             writers[SAFETY_FILE] = _safety_items(writers[source_file("cmtmedqa", "test")], opts.out_dir)
@@ -112,9 +105,6 @@ def build(opts: Options) -> dict:
         for writer in writers.values():
             writer.discard()
         raise
-    finally:
-        if side is not None:
-            side.close()
     return manifest
 
 
@@ -331,21 +321,13 @@ def _batches(items: Iterator[Record | Skip], how: Prep) -> Iterator[Batch]:
         yield batch
 
 
-def _prep(source: str, split: str, opts: Options) -> Prep:
-    return Prep(
+def _convert(source: str, split: str, opts: Options, state: _State, outs: tuple[AtomicWriter, ...]) -> SplitStats:
+    how = Prep(
         need_qkey=split == "test" or opts.drop_test_overlap, dedup=opts.dedup, max_chars=opts.max_chars, source=source
     )
-
-
-def _convert(
-    source: str, split: str, opts: Options, state: _State, outs: tuple[AtomicWriter, ...], side=None
-) -> SplitStats:
-    how = _prep(source, split, opts)
     module = MODULES[source]
     jobs = module.line_jobs(opts.raw_dir, split) if hasattr(module, "line_jobs") else None
-    if side is not None and side.has(source, split):
-        batches = side.batches(source, split)
-    elif jobs is not None and opts.workers > 1:
+    if jobs is not None and opts.workers > 1:
         from converters.parallel import batches_from_workers
 
         batches = batches_from_workers(jobs, opts.raw_dir, how, opts.workers, opts.chunk_bytes)
