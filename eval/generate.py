@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from eval.backends.generators import BACKENDS, DEFAULT_BATCH, BackendError, select_backend
-from eval.backends.model import DTYPES, ModelLoadError
+from eval.backends.model import DTYPES, ModelLoadError, model_extra
 from eval.common import fingerprint as fpr
 from eval.common import requests
 from eval.common.files import InputFileError, atomic_write_text, iter_jsonl, read_json, repair_tail, write_json
@@ -65,11 +65,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="vllm: GPUs to shard over (default: the most visible GPUs that divide the model's attention heads)",
     )
     parser.add_argument("--dtype", choices=DTYPES, default="auto", help="LF infer_dtype (default: auto)")
-    parser.add_argument(
-        "--trust-remote-code",
-        action="store_true",
-        help="run the model's own Python code from its folder or hub repo (ChatGLM3); off unless asked",
-    )
+    requests.add_trust_remote_code(parser)
     parser.add_argument("--output", required=True, help="output folder")
     requests.add_recompute(parser)
 
@@ -246,11 +242,7 @@ def run(request: GenerateRequest, progress: bool = True) -> dict[str, Any]:
             print(f"generate: cut a torn last line ({torn} bytes) from {pred_path}", file=sys.stderr)
         rows = done_rows(pred_path)
 
-    extra: dict[str, Any] = {"infer_dtype": request.dtype}
-    if request.trust_remote_code:  # asked for by the user (a config's system key, or the flag)
-        extra["trust_remote_code"] = True
-    if request.default_system:
-        extra["default_system"] = request.default_system
+    extra = model_extra(request.dtype, request.default_system, request.trust_remote_code)
     infer = model_mod.infer_args(request.model, request.adapter, request.template, request.cutoff_len, extra)
     loaded = None
     if backend == "hf":

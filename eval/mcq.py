@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from eval.backends.model import DTYPES, ModelLoadError
+from eval.backends.model import DTYPES, ModelLoadError, model_extra
 from eval.common import fingerprint as fpr
 from eval.common import requests
 from eval.common.files import InputFileError, atomic_write_text, read_json
@@ -64,11 +64,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=DEFAULT_SEED, help="seed of the few-shot draw (default: 42)")
     parser.add_argument("--batch-size", type=int, default=DEFAULT_BATCH_SIZE, help="questions per forward pass")
     parser.add_argument("--dtype", choices=DTYPES, default="auto", help="LF infer_dtype (default: auto)")
-    parser.add_argument(
-        "--trust-remote-code",
-        action="store_true",
-        help="run the model's own Python code from its folder or hub repo (ChatGLM3); off unless asked",
-    )
+    requests.add_trust_remote_code(parser)
     parser.add_argument(
         "--scoring",
         choices=SCORINGS,
@@ -287,11 +283,7 @@ def run(request: McqRequest, progress: bool = True) -> dict[str, Any]:
     check_template(request.model, request.template)
     model, adapter, template = request.model, request.adapter, request.template
     n_shot, seed, subjects, batch_size = request.n_shot, request.seed, request.subjects, request.batch_size
-    extra: dict[str, Any] = {"infer_dtype": request.dtype}
-    if request.trust_remote_code:  # asked for by the user (a config's system key, or the flag)
-        extra["trust_remote_code"] = True
-    if request.default_system:
-        extra["default_system"] = request.default_system
+    extra = model_extra(request.dtype, request.default_system, request.trust_remote_code)
     loaded = load(model, adapter=adapter, template=template, extra=extra)
     if not fp.fields["model"].get("files_sha256"):  # a hub id fetched by this load: record the snapshot it got
         fp = fingerprint(request, files, chosen)

@@ -150,6 +150,16 @@ def infer_args(
     return args
 
 
+def model_extra(dtype: str, default_system: str | None, trust_remote_code: bool) -> dict[str, Any]:
+    """The LF inference arguments a verb's request adds to `infer_args`'s defaults."""
+    extra: dict[str, Any] = {"infer_dtype": dtype}
+    if trust_remote_code:  # asked for by the user (a config's system key, or the flag)
+        extra["trust_remote_code"] = True
+    if default_system:
+        extra["default_system"] = default_system
+    return extra
+
+
 def remote_code_failed(model: str, part: str, error: Exception, remote: bool) -> Exception:
     """One line for a model whose own code (trust_remote_code) does not run on the installed transformers, or that
     needs its own code when it was not asked for; any other error is returned as it is (a bug to see whole)."""

@@ -174,3 +174,11 @@ def add_recompute(parser: argparse.ArgumentParser) -> None:
         default=argparse.SUPPRESS,
         help="recompute even if OUT holds a result; without it, a result made from other inputs is refused",
     )
+
+
+def add_trust_remote_code(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--trust-remote-code",
+        action="store_true",
+        help="run the model's own Python code from its folder or hub repo (ChatGLM3); off unless asked",
+    )
