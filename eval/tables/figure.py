@@ -72,8 +72,6 @@ def plot_table3(
     import matplotlib.pyplot as plt
     from matplotlib import font_manager
 
-    from eval.common.files import atomic_write_bytes
-
     font = find_cjk_font()
     text = ZH if font else EN
     if font is None:
@@ -111,11 +109,20 @@ def plot_table3(
         ax.set_ylim(0, top * 1.15 + 0.5)
         ax.legend(ncols=len(metrics), loc="upper left", fontsize=8, frameon=False)
         ax.spines[["top", "right"]].set_visible(False)
-        fig.tight_layout()
-        import io
-
-        buffer = io.BytesIO()
-        fig.savefig(buffer, format="png", metadata={"Software": None})
-        plt.close(fig)
-    atomic_write_bytes(out_path, buffer.getvalue())
+        save_png(fig, out_path)
     return {"font": font, "labels": "zh" if font else "en"}
+
+
+def save_png(fig, out_path: str | os.PathLike) -> None:
+    """The figure as a PNG with no software stamp (same bytes on every run), written atomically, then closed."""
+    import io
+
+    import matplotlib.pyplot as plt
+
+    from eval.common.files import atomic_write_bytes
+
+    fig.tight_layout()
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", metadata={"Software": None})
+    plt.close(fig)
+    atomic_write_bytes(out_path, buffer.getvalue())

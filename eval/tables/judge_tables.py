@@ -3,7 +3,6 @@ stacked-bar figure), safety rate, and rubric / CMB-Clin means, each with its par
 
 from __future__ import annotations
 
-import io
 import os
 from pathlib import Path
 from typing import Any
@@ -121,7 +120,7 @@ def plot_pairwise(systems: list[str], rows: list[dict[str, Any]], ref: str, out_
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from eval.common.files import atomic_write_bytes
+    from eval.tables.figure import save_png
 
     fig, ax = plt.subplots(figsize=(7.0, 0.6 * len(systems) + 1.6), dpi=150)
     left = [0.0] * len(systems)
@@ -136,8 +135,4 @@ def plot_pairwise(systems: list[str], rows: list[dict[str, Any]], ref: str, out_
     ax.set_xlabel(f"% of items, vs {ref} (both orders)")
     ax.legend(ncols=3, loc="upper center", bbox_to_anchor=(0.5, -0.35), frameon=False, fontsize=8)
     ax.spines[["top", "right"]].set_visible(False)
-    fig.tight_layout()
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", metadata={"Software": None})
-    plt.close(fig)
-    atomic_write_bytes(out_path, buffer.getvalue())
+    save_png(fig, out_path)
