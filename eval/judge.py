@@ -194,6 +194,14 @@ def sample_ids(ids: list[str], limit: int | None, seed: int) -> list[str]:
     return [ids[i] for i in chosen]
 
 
+def dataset_files(request: JudgeRequest) -> dict[str, str]:
+    """sha256 of the dataset's files: the dialogues the judge is shown come from them."""
+    from eval.data.prompts import dataset_entry
+
+    _, files = dataset_entry(request.dataset_name, request.dataset_dir)
+    return fpr.files_sha256(files, Path(request.dataset_dir))
+
+
 def fingerprint(request: JudgeRequest, entry: dict[str, Any], ids: list[str], paths: dict[str, Path]):
     sampling = Sampling(request.temperature, request.max_tokens)
     return fpr.Fingerprint(
@@ -203,7 +211,7 @@ def fingerprint(request: JudgeRequest, entry: dict[str, Any], ids: list[str], pa
             "parser_version": verdicts.PARSER_VERSION,
             "judge_model": request.judge_model,
             "sampling": sampling.to_json(),
-            "dataset": {"name": request.dataset_name, "entry": entry},
+            "dataset": {"name": request.dataset_name, "entry": entry, "files": dataset_files(request)},
             "systems": {name: fpr.file_sha256(path) for name, path in sorted(paths.items())},
             "reference": request.reference_name if request.rubric is None else None,
             "sample": {

@@ -142,3 +142,19 @@ def test_a_refused_key_stops_the_run_in_one_line(serve, inputs, tmp_path: Path, 
     lines = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
     assert len(lines) == 1 and "refused the key (401)" in lines[0]
     assert not (tmp_path / "out").exists()
+
+
+def test_a_changed_dataset_is_refused_and_recompute_asks_only_the_new_prompts(serve, inputs, tmp_path: Path, capsys):
+    endpoint = Endpoint()
+    url = serve(endpoint)
+    out = tmp_path / "out"
+    assert eval_run.main(argv(url, inputs, out)) == 0
+    data, _ = inputs
+    changed = [r | {"instruction": r["instruction"] + "？"} if r["id"] == "q0" else r for r in RECORDS]
+    (data / "t.jsonl").write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in changed), "utf-8")
+    capsys.readouterr()
+    assert eval_run.main(argv(url, inputs, out)) == 2
+    err = capsys.readouterr().err
+    assert "was made from other inputs" in err and "dataset.files" in err and "--recompute" in err
+    assert eval_run.main(argv(url, inputs, out, "--recompute")) == 0
+    assert endpoint.chat_requests == 8 + 2, "only q0's two orders are new requests; the rest come from the cache"
