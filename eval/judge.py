@@ -296,7 +296,6 @@ def judge_pairwise(asks: list[Ask], cache: Cache, seed: int) -> tuple[dict[str, 
             "side": _side(ask.order, verdict),
             "answered": bool(row),
             "truncated": row.get("finish_reason") == "length",
-            "key": ask.key,
         }
     summary: dict[str, Any] = {}
     lines = []

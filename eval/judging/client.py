@@ -95,18 +95,28 @@ class JudgeClient:
         self.client = OpenAI(base_url=base_url, api_key=api_key or "EMPTY", timeout=timeout, max_retries=max_retries)
         self.base_url = base_url
 
-    def check(self) -> list[str]:
-        """The models the server lists; one clear line when it cannot be reached or refuses the key."""
+    def fatal(self, error: BaseException) -> JudgeApiError | None:
+        """The one-line error for a failure that every request would share (key refused, no such model)."""
+        import openai
+
+        if isinstance(error, openai.AuthenticationError | openai.PermissionDeniedError):
+            return JudgeApiError(f"{self.base_url} refused the key ({error.status_code}); set the key's variable")
+        if isinstance(error, openai.NotFoundError):
+            return JudgeApiError(f"{self.base_url} has no model {self.model!r} (404)")
+        return None
+
+    def check(self) -> None:
+        """One clear line, before any judging, when the server cannot be reached or refuses the key."""
         import openai
 
         try:
-            return sorted(m.id for m in self.client.models.list())
-        except (openai.AuthenticationError, openai.PermissionDeniedError) as e:
-            raise JudgeApiError(f"{self.base_url} refused the key ({e.status_code}); set the key's variable") from None
+            self.client.models.list()
         except openai.APIConnectionError as e:
             raise JudgeApiError(f"cannot reach {self.base_url}: {e}") from None
-        except openai.APIStatusError:
-            return []  # some servers do not list models; the first request will tell
+        except openai.APIStatusError as e:
+            if isinstance(e, openai.AuthenticationError | openai.PermissionDeniedError):
+                raise self.fatal(e) from None
+            # other statuses (404 included): some servers do not list models; the first request will tell
 
     def ask(self, messages: list[dict[str, str]]) -> tuple[str, str | None]:
         reply = self.client.chat.completions.create(model=self.model, messages=messages, **self.sampling.to_json())
@@ -122,7 +132,6 @@ def ask_all(
     progress: bool = True,
 ) -> Asked:
     """Ask every (key, messages) not yet cached, `concurrency` in flight; each answer is cached as it arrives."""
-    import openai
     from tqdm import tqdm
 
     todo = [(key, msgs) for key, msgs in pending if cache.get(key) is None]
@@ -158,10 +167,9 @@ def ask_all(
                     error = future.exception()
                     if error is None:
                         continue
-                    if isinstance(error, openai.AuthenticationError | openai.PermissionDeniedError):
-                        fatal = JudgeApiError(f"{client.base_url} refused the key ({error.status_code})")
-                    elif isinstance(error, openai.NotFoundError):
-                        fatal = JudgeApiError(f"{client.base_url} has no model {client.model!r} (404)")
+                    shared = client.fatal(error)
+                    if shared is not None:
+                        fatal = shared
                     else:
                         result.failed += 1
                         if len(result.failures) < 3:
