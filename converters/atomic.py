@@ -1,17 +1,31 @@
-"""Outputs appear under their final name only when complete: write to a temp file beside it, then os.replace."""
+"""Outputs appear under their final name only when complete: write to a temp file beside it, then os.replace.
+
+Large outputs bypass the page cache (O_DIRECT) where the file system allows it. The build writes every
+training line twice (its source's file and the merged one, ≈ 4 GB at full size) and never reads it back;
+through the page cache each new 4 KiB page costs the kernel an allocation, which on a virtual machine whose
+host reclaims free memory measured 2–3 s of CPU per GB, more than the rest of the building process's work.
+Written directly, the same bytes cost ≈ 0.1 s per GB and are on disk when the final fsync comes. Where
+O_DIRECT is refused (tmpfs, some overlay and network file systems) the writer falls back to ordinary writes;
+the bytes on disk are the same either way.
+"""
 
 from __future__ import annotations
 
+import errno
+import fcntl
 import hashlib
 import json
+import mmap
 import os
 import tempfile
 from pathlib import Path
-from typing import BinaryIO
 
-# Lines are collected and hashed + written in chunks of this size: one `update` and one `write` per MiB instead
-# of two Python-level calls per record.
-CHUNK = 1 << 20
+# Lines are collected in an aligned buffer of this size and written one buffer at a time.
+CHUNK = 8 << 20
+# O_DIRECT needs the memory address, the file offset and the length of every write aligned to the device's
+# logical block (512 B or 4 KiB); 4 KiB satisfies both, and mmap memory is page-aligned.
+ALIGN = 4096
+DIRECT = hasattr(os, "O_DIRECT")  # tests turn it off to cover the fallback
 
 
 class AtomicWriter:
@@ -22,36 +36,52 @@ class AtomicWriter:
         final.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=f".{final.name}.", suffix=".tmp", dir=final.parent)
         self.tmp = Path(tmp)
-        self._fh: BinaryIO = os.fdopen(fd, "wb", buffering=1 << 20)
+        self._fd: int | None = fd
+        self._direct: bool | None = None  # decided at the first full buffer: small files are not worth it
+        self._buf: mmap.mmap | None = None  # allocated on the first write: most writers hold a few lines
+        self._used = 0  # bytes of _buf not yet written
+        self._size = 0  # bytes handed to the writer so far
         self._sha = hashlib.sha256()
         self.records = 0
-        self._lines: list[bytes] = []
-        self._buffered = 0
 
     def write(self, line: bytes) -> None:
         self.write_block(line, 1)
 
     def write_block(self, data: bytes, records: int) -> None:
         """`records` whole lines already joined (the build writes a batch at a time)."""
-        self._lines.append(data)
-        self._buffered += len(data)
+        self._sha.update(data)
         self.records += records
-        if self._buffered >= CHUNK:
-            self._flush()
+        self._size += len(data)
+        if self._buf is None:
+            self._buf = mmap.mmap(-1, CHUNK)
+        view, pos = memoryview(data), 0
+        while pos < len(view):
+            take = min(CHUNK - self._used, len(view) - pos)
+            self._buf[self._used : self._used + take] = view[pos : pos + take]
+            self._used += take
+            pos += take
+            if self._used == CHUNK:
+                self._write_out(CHUNK)
+                self._used = 0
 
     @property
     def sha256(self) -> str:
-        self._flush()
         return self._sha.hexdigest()
 
     def finish(self) -> None:
         """Everything written and synced to the temp file, readable by others; not yet under its final name."""
-        if self._fh.closed:
+        if self._fd is None:
             return
-        self._flush()
-        self._fh.flush()
-        os.fsync(self._fh.fileno())
-        self._fh.close()
+        if self._used:
+            if self._direct:
+                # the last block is written whole, then the file cut back to the bytes that were written
+                self._write_out(-(-self._used // ALIGN) * ALIGN)
+                os.ftruncate(self._fd, self._size)
+            else:
+                self._write_out(self._used)
+            self._used = 0
+        os.fsync(self._fd)
+        self._close()
         # mkstemp creates 0600; outputs are ordinary shared data files.
         os.chmod(self.tmp, 0o644)
 
@@ -60,24 +90,54 @@ class AtomicWriter:
         os.replace(self.tmp, self.final)
 
     def discard(self) -> None:
-        self._lines.clear()
-        if not self._fh.closed:
-            self._fh.close()
+        self._close()
         self.tmp.unlink(missing_ok=True)
 
-    def _flush(self) -> None:
-        if self._lines:
-            data = b"".join(self._lines)
-            self._lines.clear()
-            self._buffered = 0
-            self._sha.update(data)
-            self._fh.write(data)
+    def _write_out(self, length: int) -> None:
+        if self._direct is None:
+            self._direct = DIRECT and length == CHUNK and _set_direct(self._fd, True)
+        view = memoryview(self._buf)[:length]
+        while view:
+            try:
+                written = os.write(self._fd, view)
+            except OSError as exc:
+                # a file system that took the flag but refuses the write itself: go on through the cache
+                if not (self._direct and exc.errno == errno.EINVAL):
+                    raise
+                self._stop_direct()
+                continue
+            if written < len(view) and self._direct:
+                self._stop_direct()  # what is left would start unaligned
+            view = view[written:]
+
+    def _stop_direct(self) -> None:
+        if not _set_direct(self._fd, False):
+            raise OSError(f"{self.tmp}: cannot write with or without O_DIRECT")
+        self._direct = False
+
+    def _close(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+        if self._buf is not None:
+            self._buf.close()
+            self._buf = None
+
+
+def _set_direct(fd: int, on: bool) -> bool:
+    """Turn O_DIRECT on or off for `fd`; False where the file system does not support it."""
+    flags = fcntl.fcntl(fd, fcntl.F_GETFL)
+    try:
+        fcntl.fcntl(fd, fcntl.F_SETFL, flags | os.O_DIRECT if on else flags & ~os.O_DIRECT)
+    except OSError:
+        return False
+    return True
 
 
 def write_bytes(final: Path, data: bytes) -> None:
     writer = AtomicWriter(final)
     try:
-        writer._fh.write(data)
+        writer.write_block(data, 0)
         writer.commit()
     except BaseException:
         writer.discard()

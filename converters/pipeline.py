@@ -395,18 +395,16 @@ def _length(rec: Record) -> int:
 
 def _dump(rec: Record, source: str) -> bytes:
     # Key order is part of the format (medasst.facts.RECORD_KEYS); orjson keeps insertion order.
-    return (
-        orjson.dumps(
-            {
-                "instruction": rec.instruction,
-                "input": rec.input,
-                "output": rec.output,
-                "history": rec.history,
-                "source": source,
-                "id": rec.id,
-            }
-        )
-        + b"\n"
+    return orjson.dumps(
+        {
+            "instruction": rec.instruction,
+            "input": rec.input,
+            "output": rec.output,
+            "history": rec.history,
+            "source": source,
+            "id": rec.id,
+        },
+        option=orjson.OPT_APPEND_NEWLINE,
     )
 
 

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
+import os
 import shutil
 from pathlib import Path
 
@@ -146,23 +148,76 @@ def test_dataset_info_json_is_current_and_covers_every_output() -> None:
     assert info["medasst_demo_train"]["file_name"] == "demo/data/medasst_train.jsonl"
 
 
-def test_atomic_writer_chunks_hash_and_discard(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    # Small chunks, so that many of them are hashed and written, in order.
-    monkeypatch.setattr(atomic, "CHUNK", 100)
+@pytest.mark.parametrize("direct", [True, False], ids=["o_direct", "page_cache"])
+def test_atomic_writer_chunks_hash_and_discard(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, direct: bool) -> None:
+    # Small buffers, so that many of them are hashed and written, in order, and the last one is partial.
+    monkeypatch.setattr(atomic, "CHUNK", 2 * atomic.ALIGN)
+    monkeypatch.setattr(atomic, "DIRECT", direct)
     lines = [f'{{"n":{i},"text":"{"问" * (i % 37)}"}}\n'.encode() for i in range(2000)]
     writer = atomic.AtomicWriter(tmp_path / "out.jsonl")
     for line in lines:
         writer.write(line)
+    writer.write_block(b"".join(lines), len(lines))  # one block larger than the buffer
     assert not writer.final.exists()
     writer.commit()
-    data = b"".join(lines)
-    assert writer.final.read_bytes() == data and writer.records == len(lines)
+    data = b"".join(lines) * 2
+    assert writer.final.read_bytes() == data and writer.records == 2 * len(lines)
     assert writer.sha256 == hashlib.sha256(data).hexdigest()
+    assert oct(writer.final.stat().st_mode & 0o777) == "0o644"
 
     doomed = atomic.AtomicWriter(tmp_path / "doomed.jsonl")
     for line in lines:
         doomed.write(line)
     doomed.discard()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.jsonl"]
+
+
+def test_atomic_writer_bypasses_the_page_cache_where_the_file_system_allows(tmp_path: Path) -> None:
+    probe = os.open(tmp_path / "probe", os.O_WRONLY | os.O_CREAT)
+    supported = atomic._set_direct(probe, True)
+    os.close(probe)
+    writer = atomic.AtomicWriter(tmp_path / "big.jsonl")
+    writer.write_block(b"x" * (atomic.CHUNK + 5), 1)
+    assert writer._direct is supported
+    small = atomic.AtomicWriter(tmp_path / "small.jsonl")
+    small.write(b"{}\n")
+    writer.commit()
+    small.commit()
+    assert small._direct is False  # a file shorter than one buffer is written through the cache
+    assert (tmp_path / "big.jsonl").read_bytes() == b"x" * (atomic.CHUNK + 5)
+    assert (tmp_path / "small.jsonl").read_bytes() == b"{}\n"
+
+
+def test_atomic_writer_falls_back_when_a_direct_write_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Some file systems accept the O_DIRECT flag and then refuse the write (EINVAL): the bytes go through the cache.
+    monkeypatch.setattr(atomic, "CHUNK", 2 * atomic.ALIGN)
+    monkeypatch.setattr(atomic, "_set_direct", lambda fd, on: True)
+    real_write, refused = os.write, []
+
+    def write(fd: int, data) -> int:
+        if not refused:
+            refused.append(len(data))
+            raise OSError(errno.EINVAL, "Invalid argument")
+        return real_write(fd, data)
+
+    monkeypatch.setattr(atomic.os, "write", write)
+    data = bytes(range(256)) * 100
+    writer = atomic.AtomicWriter(tmp_path / "out.jsonl")
+    writer.write_block(data, 1)
+    writer.commit()
+    assert refused == [atomic.CHUNK] and writer._direct is False
+    assert (tmp_path / "out.jsonl").read_bytes() == data
+
+    def always_refused(fd: int, data) -> int:
+        raise OSError(errno.EIO, "Input/output error")
+
+    monkeypatch.setattr(atomic.os, "write", always_refused)
+    broken = atomic.AtomicWriter(tmp_path / "broken.jsonl")
+    with pytest.raises(OSError, match="Input/output"):
+        broken.write_block(data, 1)
+    broken.discard()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out.jsonl"]
 
 
