@@ -47,9 +47,12 @@ class AtomicWriter:
     def write(self, line: bytes) -> None:
         self.write_block(line, 1)
 
-    def write_block(self, data: bytes, records: int) -> None:
-        """`records` whole lines already joined (the build writes a batch at a time)."""
-        self._sha.update(data)
+    def write_block(self, data: bytes, records: int, *, hashed: bool = False) -> None:
+        """`records` whole lines already joined (the build writes a batch at a time). `hashed`: the caller
+        writes the same bytes to a writer whose hash this one will take (`take_hash`), so they are not hashed
+        twice."""
+        if not hashed:
+            self._sha.update(data)
         self.records += records
         self._size += len(data)
         if self._buf is None:
@@ -63,6 +66,16 @@ class AtomicWriter:
             if self._used == CHUNK:
                 self._write_out(CHUNK)
                 self._used = 0
+
+    def hashes_like(self, other: AtomicWriter) -> bool:
+        """Whether both have written the same bytes so far, as far as it can be told: here, none at all."""
+        return self._size == other._size == 0
+
+    def take_hash(self, other: AtomicWriter) -> None:
+        """This writer's bytes are `other`'s: continue from its hash (hashlib objects copy their state)."""
+        if self._size != other._size:
+            raise ValueError(f"{self.final.name} holds {self._size} bytes, {other.final.name} {other._size}")
+        self._sha = other._sha.copy()
 
     @property
     def sha256(self) -> str:

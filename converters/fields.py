@@ -24,12 +24,11 @@ def history(value: Any, at: str) -> list[list[str]] | Skip:
         return []
     if not isinstance(value, list):
         return Skip("wrong_type", at, f"'history' is {type(value).__name__}, expected list")
-    pairs: list[list[str]] = []
     for i, pair in enumerate(value):
-        if not (isinstance(pair, list) and len(pair) == 2 and all(isinstance(t, str) for t in pair)):
+        if not (isinstance(pair, list) and len(pair) == 2 and isinstance(pair[0], str) and isinstance(pair[1], str)):
             return Skip("wrong_type", at, f"history[{i}] is not a [user, assistant] pair of strings")
-        pairs.append([pair[0], pair[1]])
-    return pairs
+    # the parsed lists themselves, not copies: nothing else holds them, and the cleaner rewrites them in place
+    return value
 
 
 def alpaca(obj: Any, at: str, rec_id: str, *, instruction_keys: tuple[str, ...] = ("instruction",)) -> Record | Skip:

@@ -338,13 +338,15 @@ def _convert(source: str, split: str, opts: Options, state: _State, outs: tuple[
 
 def _apply(batches: Iterable[Batch], source: str, split: str, opts: Options, state: _State, outs) -> SplitStats:
     """The serial pass, in file order: counted skips, test-overlap and duplicate filters, writes."""
-    # The per-record hot path (millions of iterations): names bound locally, whole batches written at once.
+    # Millions of records: they are filtered and written a batch at a time.
     stats = SplitStats()
     seen = state.seen[split]
-    test_questions = state.test_questions
     filter_in_test = split == "train" and opts.drop_test_overlap
     is_test = split == "test"
     dedup, strict = opts.dedup, opts.strict
+    # the split's first source: its file and the merged one hold the same bytes so far, so one hash serves both
+    first, *rest = outs
+    shared = [w for w in rest if w.hashes_like(first)]
     read = written = 0
     for n, blob, ends, ckeys, qkeys, repaired, skips in batches:
         read += n
@@ -352,26 +354,8 @@ def _apply(batches: Iterable[Batch], source: str, split: str, opts: Options, sta
             if strict and skip.is_error:
                 raise ConversionError(f"{skip.where}: {skip.reason}" + (f": {skip.detail}" if skip.detail else ""))
             stats.skip(skip.reason)
-        check_test = filter_in_test and bool(test_questions)  # an empty test set can match nothing
-        dropped: list[int] = []
-        for j in range(len(ends)):
-            if check_test:
-                qkey = qkeys[j]
-                if qkey is not None and qkey in test_questions:
-                    stats.skip("in_test")
-                    dropped.append(j)
-                    continue
-            if dedup:
-                ckey = ckeys[8 * j : 8 * j + 8]
-                if ckey in seen:
-                    stats.skip("duplicate")
-                    dropped.append(j)
-                    continue
-                seen.add(ckey)
-            if is_test:
-                qkey = qkeys[j]
-                if qkey is not None:
-                    test_questions.add(qkey)
+        check_test = filter_in_test and bool(state.test_questions)  # an empty test set can match nothing
+        dropped = _dropped(len(ends), ckeys if dedup else None, qkeys, check_test, is_test, state, seen, stats)
         if dropped:
             gone = set(dropped)
             kept = [j for j in range(len(ends)) if j not in gone]
@@ -381,12 +365,53 @@ def _apply(batches: Iterable[Batch], source: str, split: str, opts: Options, sta
         for _, what in repaired:
             stats.repair(what)
         if count:
-            for out in outs:
-                out.write_block(blob, count)
+            first.write_block(blob, count)
+            for out in rest:
+                out.write_block(blob, count, hashed=out in shared)
         written += count
+    for out in shared:
+        out.take_hash(first)
     stats.read, stats.written = read, written
     log.info("%s %s: read %d, written %d, skipped %s", source, split, stats.read, stats.written, stats.skipped)
     return stats
+
+
+def _dropped(n: int, ckeys: bytes | None, qkeys: list, check_test: bool, is_test: bool, state: _State,
+             seen: set[bytes], stats: SplitStats) -> list[int]:  # fmt: skip
+    """Indices of the batch's `n` records that the test-overlap and duplicate filters drop, in file order; the
+    keys of the kept ones are recorded (seen contents; test questions when this is the test split)."""
+    test_questions = state.test_questions
+    keys = [ckeys[i : i + 8] for i in range(0, 8 * n, 8)] if ckeys is not None else None
+    # Nearly every batch drops nothing: that is decided with whole-batch set operations, and the keys are
+    # recorded the same way; only a batch with a drop is walked record by record.
+    if (not check_test or test_questions.isdisjoint(qkeys)) and (
+        keys is None or (len(set(keys)) == n and seen.isdisjoint(keys))
+    ):
+        if keys is not None:
+            seen.update(keys)
+        if is_test:
+            test_questions.update(q for q in qkeys if q is not None)
+        return []
+    dropped: list[int] = []
+    for j in range(n):
+        if check_test:
+            qkey = qkeys[j]
+            if qkey is not None and qkey in test_questions:
+                stats.skip("in_test")
+                dropped.append(j)
+                continue
+        if keys is not None:
+            ckey = keys[j]
+            if ckey in seen:
+                stats.skip("duplicate")
+                dropped.append(j)
+                continue
+            seen.add(ckey)
+        if is_test:
+            qkey = qkeys[j]
+            if qkey is not None:
+                test_questions.add(qkey)
+    return dropped
 
 
 def _length(rec: Record) -> int:

@@ -96,6 +96,7 @@ def iter_json_array(data: bytes, where: Where) -> Iterator[tuple[int, Any] | Ski
         data = data[3:]
     text = data.decode("utf-8", errors="surrogateescape")
     has_bad_bytes = _LONE_SURROGATE.search(text) is not None
+    has_surrogate_escapes = _SURROGATE_ESCAPE.search(text) is not None  # once here, not once per element
     decoder = json.JSONDecoder()
     ws = re.compile(r"[ \t\r\n]*")
     pos = ws.match(text, 0).end()
@@ -123,7 +124,7 @@ def iter_json_array(data: bytes, where: Where) -> Iterator[tuple[int, Any] | Ski
             return
         if has_bad_bytes and _LONE_SURROGATE.search(text, pos, end):
             yield Skip("bad_encoding", where(line), "invalid UTF-8 bytes")
-        elif _SURROGATE_ESCAPE.search(text, pos, end) and _has_lone_surrogate(value):
+        elif has_surrogate_escapes and _SURROGATE_ESCAPE.search(text, pos, end) and _has_lone_surrogate(value):
             # "\ud83d" alone is valid JSON but no valid text: it cannot be written as UTF-8
             yield Skip("bad_encoding", where(line), "a lone surrogate escape (\\uD800-\\uDFFF)")
         else:
