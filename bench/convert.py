@@ -55,8 +55,13 @@ def _shares(total: int) -> dict[str, int]:
     return counts
 
 
-def generate(raw: Path, total: int, seed: int = 0) -> dict[str, int]:
+def generate(raw: Path, total: int, seed: int = 0, scale: float = 1.0) -> dict[str, int]:
+    """`scale`: text lengths relative to the real averages (a test builds many records of short text)."""
     rng = random.Random(seed)
+
+    def text(mean: int) -> str:
+        return _text(rng, max(4, int(mean * scale)))
+
     counts = _shares(total)
     enc = counts["huatuo26m"] * 362_420 // 588_462
     files = {
@@ -80,28 +85,28 @@ def generate(raw: Path, total: int, seed: int = 0) -> dict[str, int]:
                         "id": f"j{i}",
                         "cate1": "内科",
                         "cate2": "内科",
-                        "instruction": f"{i}{_text(rng, 30)}",
+                        "instruction": f"{i}{text(30)}",
                         "input": "",
-                        "output": _text(rng, 40),
-                        "history": [[_text(rng, 60), _text(rng, 130)] for _ in range(rng.randint(1, 6))],
+                        "output": text(40),
+                        "history": [[text(60), text(130)] for _ in range(rng.randint(1, 6))],
                     }
                     for i in range(n)
                 ]
                 fh.write(json.dumps(rows, ensure_ascii=False, indent=4))
                 continue
             for i in range(n):
-                q = f"{rel[:3]}{i}{_text(rng, 40)}"
+                q = f"{rel[:3]}{i}{text(40)}"
                 if kind == "medchatzh":
-                    obj = {"instruction": q, "input": "", "output": _text(rng, 330)}
+                    obj = {"instruction": q, "input": "", "output": text(330)}
                 elif kind == "encyclopedia":
-                    obj = {"questions": [[q, _text(rng, 15)]], "answers": [_text(rng, 520)]}
+                    obj = {"questions": [[q, text(15)]], "answers": [text(520)]}
                 elif kind == "sft":
-                    turns = [f"问：{q}\n", f"答：{_text(rng, 300)}"]
+                    turns = [f"问：{q}\n", f"答：{text(300)}"]
                     if i % 4 == 0:
-                        turns += [f"问：{_text(rng, 30)}\n", f"答：{_text(rng, 200)}"]
+                        turns += [f"问：{text(30)}\n", f"答：{text(200)}"]
                     obj = {"data": turns}
                 else:  # webmedqa: five lines per question, one positive
-                    fh.write("".join(f"内科\t{int(k == i % 5)}\t{i}\t{q}\t{_text(rng, 50)}\n" for k in range(5)))
+                    fh.write("".join(f"内科\t{int(k == i % 5)}\t{i}\t{q}\t{text(50)}\n" for k in range(5)))
                     continue
                 fh.write(json.dumps(obj, ensure_ascii=False) + "\n")
     return {rel: n for rel, (_kind, n) in files.items()}

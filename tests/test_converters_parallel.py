@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import importlib.util
+import json
 import os
 import shutil
 import signal
@@ -57,21 +58,52 @@ def test_chunks_are_whole_numbered_lines(tmp_path: Path):
 
 
 @pytest.mark.slow
-def test_synthetic_100k_build_is_byte_identical(tmp_path: Path):
+def test_synthetic_200k_build_is_byte_identical(tmp_path: Path):
     spec = importlib.util.spec_from_file_location("bench_convert", REPO_ROOT / "bench" / "convert.py")
     bench = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(bench)
     raw = tmp_path / "raw"
-    bench.generate(raw, 100_000)
-    # digests, and one output folder on disk at a time: the raw files and three builds would take 1 GB
+    # 200,000 training records of a fifth of the real text lengths (≈ 90 MB raw: the disk of a CI machine is
+    # shared by the whole suite), with duplicates and test questions planted across chunk boundaries
+    bench.generate(raw, 200_000, scale=0.2)
+    _plant_duplicates_and_test_questions(raw)
+    # digests, and one output folder on disk at a time
     single = digests(raw, tmp_path / "w1", 1)
+    manifest = json.loads((tmp_path / "manifest.json").read_text())
+    skipped = manifest["sources"]["medchatzh"]["train"]["skipped"]
+    assert skipped["duplicate"] == 400 and skipped["in_test"] == 40, skipped
+    assert manifest["sources"]["huatuo26m"]["train"]["skipped"]["duplicate"] == 100  # copies of MedChatZH records
     for workers in (2, 4):
         assert digests(raw, tmp_path / f"w{workers}", workers, chunk_bytes=1 << 20) == single, workers
+
+
+def _plant_duplicates_and_test_questions(raw: Path) -> None:
+    """MedChatZH train gets 400 repeated lines and 40 questions of its test split, scattered through the
+    file; the encyclopedia file gets 100 records whose turns equal MedChatZH ones (a cross-source duplicate)."""
+    train = raw / "MedChatZH" / "MedChatZH_train.json"
+    lines = train.read_bytes().splitlines(keepends=True)
+    tests = (raw / "MedChatZH" / "MedChatZH_valid.json").read_bytes().splitlines(keepends=True)
+    planted = list(lines)
+    for k in range(400):
+        planted.insert(len(planted) * (k + 1) // 401, lines[k * 97])
+    for k in range(40):
+        asked = json.loads(tests[k])
+        asked["output"] = f"另一个回答 {k}"  # same question, different answer: not a duplicate, but in the test set
+        planted.insert(len(planted) * (k + 1) // 41, json.dumps(asked, ensure_ascii=False).encode() + b"\n")
+    train.write_bytes(b"".join(planted))
+    encyclopedia = raw / "huatuo_encyclopedia_qa" / "train_datasets.jsonl"
+    records = encyclopedia.read_bytes().splitlines(keepends=True)
+    for k in range(100):
+        source = json.loads(lines[k * 131])
+        copy = {"questions": [[source["instruction"]]], "answers": [source["output"]]}
+        records.insert(len(records) * (k + 1) // 101, json.dumps(copy, ensure_ascii=False).encode() + b"\n")
+    encyclopedia.write_bytes(b"".join(records))
 
 
 def digests(raw: Path, out: Path, workers: int, **more) -> dict[str, str]:
     build(Options(raw_dir=raw, out_dir=out, workers=workers, **more))
     found = {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(out.iterdir())}
+    shutil.copyfile(out / "manifest.json", out.parent / "manifest.json")
     shutil.rmtree(out)
     return found
 
