@@ -2,11 +2,11 @@
 
 Large outputs bypass the page cache (O_DIRECT) where the file system allows it. The build writes every
 training line twice (its source's file and the merged one, ≈ 4 GB at full size) and never reads it back;
-through the page cache each new 4 KiB page costs the kernel an allocation, which on a virtual machine whose
-host reclaims free memory measured 2–3 s of CPU per GB, more than the rest of the building process's work.
-Written directly, the same bytes cost ≈ 0.1 s per GB and are on disk when the final fsync comes. Where
-O_DIRECT is refused (tmpfs, some overlay and network file systems) the writer falls back to ordinary writes;
-the bytes on disk are the same either way.
+through the page cache each new 4 KiB page costs the kernel an allocation, which on the virtual machines we
+measured (`bench/RESULTS.md`) took 2–3 s of CPU per GB, as much as all the rest of the building process's
+work. Written directly, the same bytes cost ≈ 0.1 s per GB and are on disk when the final fsync comes. Where
+O_DIRECT is refused (older tmpfs, some overlay and network file systems) the writer falls back to ordinary
+writes; the bytes on disk are the same either way.
 """
 
 from __future__ import annotations

@@ -34,15 +34,21 @@ def read(raw_dir: Path, split: str) -> Iterator[Record | Skip]:
     # The one source we hold whole: it is a single 156 MB array, not line-delimited.
     data = path.read_bytes()
     seen_ids: set[str] = set()
-    for number, item in enumerate(progress.items(iter_json_array(data, at), f"{SOURCE} {split}"), 1):
-        if isinstance(item, Skip):
-            yield item
-            continue
-        line, obj = item
-        rec = fields.alpaca(obj, at(line), "", instruction_keys=("instruction", "instruct"))
-        if isinstance(rec, Record):
-            rec.id = _record_id(obj, split, number, seen_ids)
-        yield rec
+    # the build's bar moves by lines: the reader yields each element with the line it starts on
+    with progress.share(f"{SOURCE} {split}", data.count(b"\n") + 1, len(data)) as bar:
+        shown = 1
+        for number, item in enumerate(iter_json_array(data, at), 1):
+            if isinstance(item, Skip):
+                yield item
+                continue
+            line, obj = item
+            if line - shown >= 4096:
+                bar.update(line - shown)
+                shown = line
+            rec = fields.alpaca(obj, at(line), "", instruction_keys=("instruction", "instruct"))
+            if isinstance(rec, Record):
+                rec.id = _record_id(obj, split, number, seen_ids)
+            yield rec
 
 
 def _record_id(obj: dict, split: str, number: int, seen: set[str]) -> str:

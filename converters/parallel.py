@@ -90,7 +90,7 @@ def batches_from_workers(jobs: list[LineJob], raw_dir: Path, how: Any, workers: 
     pending: deque[tuple[LineJob, int, int, Future]] = deque()
     try:
         for job in jobs:
-            with progress.bytes_bar(job.path.stat().st_size, job.desc) as bar:
+            with progress.share(job.desc, job.path.stat().st_size) as bar:
                 for offset, length, first, last in _chunks(job, chunk_bytes):
                     future = pool.submit(_prepare_chunk, job, raw_dir, offset, length, first, how)
                     pending.append((job, first, last, future))

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import orjson
 
+from converters import progress
 from converters.atomic import AtomicWriter, commit_set, recover
 from converters.clean import clean_record, content_key, question_key
 from converters.fetch import LOCK_FILE
@@ -84,14 +85,18 @@ def build(opts: Options) -> dict:
     writers: dict[str, AtomicWriter] = {}
     state = _State()
     stats: dict[str, dict[str, SplitStats]] = {s: {} for s in sources}
+    raw_bytes = sum((opts.raw_dir / name).stat().st_size for splits in presence.values()
+                    for info in splits.values() for name in info["found"] if name)  # fmt: skip
     try:
-        for split in ("test", "train"):  # test first: its questions filter train
-            merged = writers[merged_file(split)] = AtomicWriter(opts.out_dir / merged_file(split))
-            for source in sources:
-                if not any(presence[source][split]["found"]):
-                    continue
-                out = writers[source_file(source, split)] = AtomicWriter(opts.out_dir / source_file(source, split))
-                stats[source][split] = _convert(source, split, opts, state, (out, merged))
+        with progress.build(raw_bytes):
+            for split in ("test", "train"):  # test first: its questions filter train
+                merged = writers[merged_file(split)] = AtomicWriter(opts.out_dir / merged_file(split))
+                for source in sources:
+                    if not any(presence[source][split]["found"]):
+                        continue
+                    name = source_file(source, split)
+                    out = writers[name] = AtomicWriter(opts.out_dir / name)
+                    stats[source][split] = _convert(source, split, opts, state, (out, merged))
         _refuse_unusable(sources, stats, presence)
         if source_file("cmtmedqa", "test") in writers:
             writers[SAFETY_FILE] = _safety_items(writers[source_file("cmtmedqa", "test")], opts.out_dir)

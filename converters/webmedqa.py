@@ -64,7 +64,7 @@ def _read_zip(path: Path, raw_dir: Path, split: str) -> Iterator[Record | Skip]:
         try:
             with archive.open(info) as member:
                 shown = path / names[0]
-                lines = progress.lines(member, info.file_size, f"{SOURCE} {split}")
+                lines = progress.lines(member, info.file_size, f"{SOURCE} {split}", on_disk=path.stat().st_size)
                 yield from _convert(lines, shown, raw_dir, split)
         except (zipfile.BadZipFile, zlib.error, EOFError) as exc:
             # the CRC is checked at the end of the member: every line read so far is suspect, so the build stops

@@ -154,3 +154,34 @@ def test_bad_worker_count_is_one_line(tmp_path: Path, capsys):
     assert code == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert err == ["error: --workers must be at least 1, got 0"] or (len(err) == 1 and "--workers" in err[0])
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_one_progress_bar_for_the_whole_build(tmp_path: Path, monkeypatch, capsys, workers: int):
+    # the demo's raw files, with webMedQA train as its upstream zip (the bar counts the zip's bytes, not the text's)
+    import zipfile
+
+    from converters import progress
+
+    raw = tmp_path / "raw"
+    shutil.copytree(DEMO_RAW_DIR, raw)
+    text = raw / "webMedQA" / "medQA.train.txt"
+    with zipfile.ZipFile(raw / "webMedQA" / "train.zip", "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.write(text, "medQA.train.txt")
+    text.unlink()
+    bars = []
+
+    class Recorded(progress.tqdm):
+        def close(self):
+            if not any(bar is self for bar, _ in bars):
+                bars.append((self, self.n))
+            super().close()
+
+    monkeypatch.setattr(progress, "tqdm", Recorded)
+    monkeypatch.setattr(progress, "ENABLED", True)
+    build(Options(raw_dir=raw, out_dir=tmp_path / "out", workers=workers, chunk_bytes=700))
+    inputs = [p for p in raw.rglob("*") if p.is_file() and p.suffix in (".json", ".jsonl", ".txt", ".zip")]
+    total = sum(p.stat().st_size for p in inputs)
+    assert [(bar.desc, n, bar.total) for bar, n in bars] == [("converting", total, total)]
+    frames = [frame for frame in capsys.readouterr().err.replace("\r", "\n").splitlines() if frame.strip()]
+    assert frames[-1].startswith("converting: 100%") and all(frame.startswith("converting:") for frame in frames)
