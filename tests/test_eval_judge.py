@@ -73,7 +73,7 @@ def judge_taught(tiny_model, tmp_path_factory: pytest.TempPathFactory):
     columns = {"prompt": "instruction", "response": "output", "system": "system"}
     info = {"judge_train": {"file_name": "judge_train.jsonl", "formatting": "alpaca", "columns": columns}}
     (root / "dataset_info.json").write_text(json.dumps(info), encoding="utf-8")
-    overrides = ["dataset=judge_train", f"dataset_dir={root}", "max_steps=40", "learning_rate=0.01",
+    overrides = ["dataset=judge_train", f"dataset_dir={root}", "max_steps=20", "learning_rate=0.01",
                  "warmup_steps=0", "lora_dropout=0", "cutoff_len=1024", "save_strategy='no'"]  # fmt: skip
     return adapter_factory(tiny_model, tmp_path_factory, "judge", overrides)("qwen2")
 
