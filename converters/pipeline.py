@@ -360,7 +360,8 @@ def _apply(batches: Iterable[Batch], source: str, split: str, opts: Options, sta
                 raise ConversionError(f"{skip.where}: {skip.reason}" + (f": {skip.detail}" if skip.detail else ""))
             stats.skip(skip.reason)
         check_test = filter_in_test and bool(state.test_questions)  # an empty test set can match nothing
-        dropped = _dropped(len(ends), ckeys if dedup else None, qkeys, check_test, is_test, state, seen, stats)
+        keys = ckeys if dedup else None
+        dropped = _dropped(len(ends), keys, qkeys, check_test, is_test, seen, state.test_questions, stats)
         if dropped:
             gone = set(dropped)
             kept = [j for j in range(len(ends)) if j not in gone]
@@ -381,11 +382,10 @@ def _apply(batches: Iterable[Batch], source: str, split: str, opts: Options, sta
     return stats
 
 
-def _dropped(n: int, ckeys: bytes | None, qkeys: list, check_test: bool, is_test: bool, state: _State,
-             seen: set[bytes], stats: SplitStats) -> list[int]:  # fmt: skip
+def _dropped(n: int, ckeys: bytes | None, qkeys: list, check_test: bool, is_test: bool, seen: set[bytes],
+             test_questions: set[bytes], stats: SplitStats) -> list[int]:  # fmt: skip
     """Indices of the batch's `n` records that the test-overlap and duplicate filters drop, in file order; the
     keys of the kept ones are recorded (seen contents; test questions when this is the test split)."""
-    test_questions = state.test_questions
     keys = [ckeys[i : i + 8] for i in range(0, 8 * n, 8)] if ckeys is not None else None
     # Nearly every batch drops nothing: that is decided with whole-batch set operations, and the keys are
     # recorded the same way; only a batch with a drop is walked record by record.
