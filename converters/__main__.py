@@ -9,6 +9,7 @@ from pathlib import Path
 
 from converters import progress
 from converters.fetch import FetchError, fetch
+from converters.guards import MAX_BAD_SHARE, WARN_BAD_SHARE
 from converters.parallel import usable_cores
 from converters.pipeline import Options, build
 from converters.records import ConversionError
@@ -36,7 +37,14 @@ def main(argv: list[str] | None = None) -> int:
         help="processes that read and clean the JSON Lines sources in chunks (default: one per usable core); "
         "the outputs are identical for any number",
     )
-    b.add_argument("--no-progress", action="store_true")
+    b.add_argument(
+        "--max-bad-share",
+        type=float,
+        default=MAX_BAD_SHARE,
+        help=f"fail when a raw file loses this share of itself (0-1) to malformed input (default {MAX_BAD_SHARE}); "
+        f"above {WARN_BAD_SHARE} it is a warning",
+    )
+    b.add_argument("--no-progress", action="store_true", help="no progress bar")
 
     f = sub.add_parser("fetch", help="download the upstream raw files (needs network)")
     f.add_argument("--raw-dir", type=Path, required=True)
@@ -61,6 +69,7 @@ def main(argv: list[str] | None = None) -> int:
                 dedup=not args.keep_duplicates,
                 drop_test_overlap=not args.keep_test_overlap,
                 workers=usable_cores() if args.workers is None else args.workers,
+                max_bad_share=args.max_bad_share,
             )
             manifest = build(opts)
             for split, info in manifest["merged"].items():

@@ -102,7 +102,7 @@ def iter_json_array(data: bytes, where: Where) -> Iterator[tuple[int, Any] | Ski
     pos = ws.match(text, 0).end()
     line = 1 + text.count("\n", 0, pos)
     if not text.startswith("[", pos):
-        yield Skip("bad_json", where(line), "expected a JSON array '['")
+        yield Skip("bad_json", where(line), "expected a JSON array '['", rest_lost=1.0)
         return
     pos = ws.match(text, pos + 1).end()
     if text.startswith("]", pos):
@@ -117,10 +117,10 @@ def iter_json_array(data: bytes, where: Where) -> Iterator[tuple[int, Any] | Ski
         except json.JSONDecodeError as exc:
             # Nothing after a broken element can be located reliably, so the rest of the file is one skip.
             reason = "truncated_json" if truncated else "bad_json"
-            yield Skip(reason, where(line), f"{exc.msg}; the rest of the file is not read")
+            yield Skip(reason, where(line), f"{exc.msg}; the rest of the file is not read", _rest(text, pos))
             return
         except RecursionError:  # nesting deeper than Python's stack: as orjson's bad_json for a JSONL line
-            yield Skip("bad_json", where(line), "nested too deeply; the rest of the file is not read")
+            yield Skip("bad_json", where(line), "nested too deeply; the rest of the file is not read", _rest(text, pos))
             return
         if has_bad_bytes and _LONE_SURROGATE.search(text, pos, end):
             yield Skip("bad_encoding", where(line), "invalid UTF-8 bytes")
@@ -140,8 +140,13 @@ def iter_json_array(data: bytes, where: Where) -> Iterator[tuple[int, Any] | Ski
                 yield Skip("bad_json", where(line), "data after the closing ']' is not read")
             return
         reason = "truncated_json" if truncated else "bad_json"
-        yield Skip(reason, where(line), "expected ',' or ']' after an element; the rest of the file is not read")
+        message = "expected ',' or ']' after an element; the rest of the file is not read"
+        yield Skip(reason, where(line), message, _rest(text, pos))
         return
+
+
+def _rest(text: str, pos: int) -> float:
+    return (len(text) - pos) / len(text) if text else 1.0
 
 
 _SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")

@@ -57,6 +57,9 @@ class Skip:
     reason: str
     where: str  # "file:line"
     detail: str = ""
+    # share of the file (0-1) that follows a break a reader cannot go past ("the rest of the file is not read"):
+    # one skip that stands for every record after it, so a cut download counts as the loss it is
+    rest_lost: float = 0.0
 
     def __post_init__(self) -> None:
         if self.reason not in ERROR_REASONS and self.reason not in FILTER_REASONS:

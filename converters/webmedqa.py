@@ -49,17 +49,18 @@ def _read_zip(path: Path, raw_dir: Path, split: str) -> Iterator[Record | Skip]:
     try:
         archive = zipfile.ZipFile(path)
     except zipfile.BadZipFile as exc:
-        yield Skip("unreadable_file", where(path, 1, raw_dir), f"not a zip archive: {exc}")
+        yield Skip("unreadable_file", where(path, 1, raw_dir), f"not a zip archive: {exc}", 1.0)
         return
     with archive:
         wanted = Path(RAW_FILES[split][0]).name
         names = [n for n in archive.namelist() if Path(n).name == wanted]
         if not names:
-            yield Skip("unreadable_file", where(path, 1, raw_dir), f"no {wanted} inside")
+            yield Skip("unreadable_file", where(path, 1, raw_dir), f"no {wanted} inside", 1.0)
             return
         info = archive.getinfo(names[0])
         if info.flag_bits & 0x1:
-            yield Skip("unreadable_file", where(path, 1, raw_dir), f"{names[0]} is encrypted (a password is needed)")
+            message = f"{names[0]} is encrypted (a password is needed)"
+            yield Skip("unreadable_file", where(path, 1, raw_dir), message, 1.0)
             return
         try:
             with archive.open(info) as member:

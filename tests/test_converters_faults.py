@@ -59,20 +59,24 @@ def test_a_source_of_the_previous_build_gone_is_refused(built):
     assert set(manifest["outputs"]) | {"manifest.json"} == {p.name for p in out.iterdir()}
 
 
-def test_a_file_of_nothing_but_bad_bytes_fails_and_half_warns(built, caplog):
+def test_a_file_of_nothing_but_bad_bytes_and_half_fail_a_higher_limit_warns(built, caplog):
     raw, out, before = built
     train = raw / "MedChatZH" / "MedChatZH_train.json"
     lines = train.read_bytes().splitlines(keepends=True)
-    train.write_bytes(b"".join(b'{"instruction": "\xff\xfe", "output": "x"}\n' for _ in lines))
-    with pytest.raises(ConversionError, match=r"medchatzh train: every one of the \d+ records .* was unreadable"):
+    bad = b'{"instruction": "\xff\xfe", "output": "x"}\n'
+    train.write_bytes(bad * len(lines))
+    with pytest.raises(ConversionError, match=r"^MedChatZH/MedChatZH_train.json: no record could be read "
+                                              rf"\(bad_encoding {len(lines)}\)"):  # fmt: skip
         build(Options(raw_dir=raw, out_dir=out))
     assert snapshot(out) == before
-    bad = [b'{"instruction": "\xff\xfe", "output": "x"}\n'] * len(lines)
-    train.write_bytes(b"".join(lines) + b"".join(bad))
-    with caplog.at_level(logging.WARNING, logger="converters"):
+    train.write_bytes(b"".join(lines) + bad * len(lines))
+    with pytest.raises(ConversionError, match=r"MedChatZH_train.json: 50% of it is malformed \(bad_encoding \d+[^)]*\), "
+                                              r"at or above the limit of 50% \(--max-bad-share\)"):  # fmt: skip
         build(Options(raw_dir=raw, out_dir=out))
-    assert any("medchatzh train: 50% of the records of MedChatZH/MedChatZH_train.json were unreadable" in r.message
-               for r in caplog.records)  # fmt: skip
+    assert snapshot(out) == before
+    with caplog.at_level(logging.WARNING, logger="converters"):
+        build(Options(raw_dir=raw, out_dir=out, max_bad_share=0.6))  # a higher limit, asked for: a warning
+    assert any("MedChatZH/MedChatZH_train.json: 50% of it is malformed" in r.message for r in caplog.records)
 
 
 def test_cmtmedqa_lone_surrogate_and_deep_nesting_are_counted(tmp_path: Path):
@@ -85,7 +89,7 @@ def test_cmtmedqa_lone_surrogate_and_deep_nesting_are_counted(tmp_path: Path):
     )
     deep = "[" * 50_000 + "]" * 50_000
     (raw / "CMtMedQA" / "CMtMedQA.json").write_text(f"[{json.dumps({**GOOD, 'instruction': '别的问题'})}, {deep}]")
-    manifest = build(Options(raw_dir=raw, out_dir=tmp_path / "out", sources=("cmtmedqa",)))
+    manifest = build(Options(raw_dir=raw, out_dir=tmp_path / "out", sources=("cmtmedqa",), max_bad_share=1.0))
     test, train = manifest["sources"]["cmtmedqa"]["test"], manifest["sources"]["cmtmedqa"]["train"]
     assert test["skipped"] == {"bad_encoding": 1} and test["written"] == 2  # a valid pair is an emoji, kept
     assert train["skipped"] == {"bad_json": 1} and train["written"] == 1
@@ -117,7 +121,7 @@ def test_webmedqa_zip_encrypted_or_corrupt(tmp_path: Path):
         at = encrypted.find(signature) + offset
         encrypted[at] |= 0x1
     (raw / "webMedQA" / "train.zip").write_bytes(bytes(encrypted))
-    with pytest.raises(ConversionError, match=r"webmedqa train: every one of the 1 records .* unreadable"):
+    with pytest.raises(ConversionError, match=r"webMedQA/train.zip: no record could be read \(unreadable_file 1\)"):
         build(Options(raw_dir=raw, out_dir=out, sources=("webmedqa",)))
 
 
@@ -171,13 +175,13 @@ def test_ctrl_c_is_one_line_and_keeps_the_outputs(built, capsys, monkeypatch):
     raw, out, before = built
     import converters.pipeline as pipeline
 
-    real = pipeline._apply
+    real = pipeline.apply
 
     def interrupted(*args, **kwargs):
         real(*args, **kwargs)
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(pipeline, "_apply", interrupted)
+    monkeypatch.setattr(pipeline, "apply", interrupted)
     assert main(["build", "--raw-dir", str(raw), "--out-dir", str(out), "--no-progress"]) == 130
     err = capsys.readouterr().err.strip().splitlines()
     assert err == ["interrupted: nothing was replaced (the previous outputs are as they were)"]
@@ -201,7 +205,7 @@ def test_a_failure_while_switching_outputs_restores_the_old_set(built, monkeypat
         return real_replace(src, dst)
 
     monkeypatch.setattr("converters.atomic.os.replace", disk_full_on_the_third)
-    with pytest.raises(OSError, match="No space left"):
+    with pytest.raises(ConversionError, match="the disk is full; the temp files were removed"):
         build(Options(raw_dir=raw, out_dir=out))
     assert snapshot(out) == before  # the two files already switched were put back; no temp or journal left
     monkeypatch.undo()
@@ -209,7 +213,7 @@ def test_a_failure_while_switching_outputs_restores_the_old_set(built, monkeypat
     # a folder where manifest.json should go: the same, refused before the data files change
     (out / "manifest.json").unlink()
     (out / "manifest.json").mkdir()
-    with pytest.raises(OSError):
+    with pytest.raises(ConversionError, match=r"manifest.json is a folder .* where the build writes a file"):
         build(Options(raw_dir=raw, out_dir=out))
     after = {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()}
     assert after == {k: v for k, v in before.items() if k != "manifest.json"}

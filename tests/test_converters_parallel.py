@@ -111,16 +111,16 @@ def digests(raw: Path, out: Path, workers: int, **more) -> dict[str, str]:
 def test_a_killed_worker_fails_the_build_and_keeps_the_previous_outputs(tmp_path: Path, monkeypatch):
     out = tmp_path / "data"
     before = convert(DEMO_RAW_DIR, out, 1)
-    from converters import pipeline
+    from converters import batching
 
-    real, main_pid = pipeline.prepare, os.getpid()
+    real, main_pid = batching.prepare, os.getpid()
 
     def dies_in_a_worker(item, how):
         if os.getpid() != main_pid and "huatuo_encyclopedia_qa" in getattr(item, "where", ""):
             os.kill(os.getpid(), signal.SIGKILL)
         return real(item, how)
 
-    monkeypatch.setattr(pipeline, "prepare", dies_in_a_worker)  # forked workers inherit it
+    monkeypatch.setattr(batching, "prepare", dies_in_a_worker)  # forked workers inherit it
     with pytest.raises(
         ConversionError, match=r"huatuo_encyclopedia_qa/\w+_datasets\.jsonl:\d+-\d+: a conversion worker"
     ):

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from converters import atomic, dataset_info, pipeline
+from converters import atomic, batching, dataset_info
 from converters.__main__ import main
 from converters.pipeline import Options, build
 from medasst.facts import (
@@ -121,7 +121,7 @@ def test_interrupted_build_leaves_previous_outputs_untouched(tmp_path: Path, mon
     out = tmp_path / "out"
     build(Options(raw_dir=DEMO_RAW_DIR, out_dir=out))
     before = {p.name: p.read_bytes() for p in out.iterdir()}
-    real_dump = pipeline._dump
+    real_dump = batching.dump
     calls = {"n": 0}
 
     def dying_dump(rec, source):  # the "power cut" comes in the middle of the train split
@@ -130,7 +130,7 @@ def test_interrupted_build_leaves_previous_outputs_untouched(tmp_path: Path, mon
             raise KeyboardInterrupt
         return real_dump(rec, source)
 
-    monkeypatch.setattr(pipeline, "_dump", dying_dump)
+    monkeypatch.setattr(batching, "dump", dying_dump)
     with pytest.raises(KeyboardInterrupt):
         build(Options(raw_dir=DEMO_RAW_DIR / ".." / "raw", out_dir=out))
     assert {p.name: p.read_bytes() for p in out.iterdir()} == before  # no temp files, nothing half-written
