@@ -109,19 +109,23 @@ class AtomicWriter:
     def _write_out(self, length: int) -> None:
         if self._direct is None:
             self._direct = DIRECT and length == CHUNK and _set_direct(self._fd, True)
-        view = memoryview(self._buf)[:length]
-        while view:
-            try:
-                written = os.write(self._fd, view)
-            except OSError as exc:
-                # a file system that took the flag but refuses the write itself: go on through the cache
-                if not (self._direct and exc.errno == errno.EINVAL):
-                    raise
-                self._stop_direct()
-                continue
-            if written < len(view) and self._direct:
-                self._stop_direct()  # what is left would start unaligned
-            view = view[written:]
+        # every view of the buffer is released before this returns or raises: a live one (held by a traceback)
+        # would make closing the buffer fail with BufferError and hide the real error (a full disk)
+        with memoryview(self._buf) as whole:
+            pos = 0
+            while pos < length:
+                with whole[pos:length] as view:
+                    try:
+                        written = os.write(self._fd, view)
+                    except OSError as exc:
+                        # a file system that took the flag but refuses the write itself: go on through the cache
+                        if not (self._direct and exc.errno == errno.EINVAL):
+                            raise
+                        self._stop_direct()
+                        continue
+                if written < length - pos and self._direct:
+                    self._stop_direct()  # what is left would start unaligned
+                pos += written
 
     def _stop_direct(self) -> None:
         if not _set_direct(self._fd, False):

@@ -12,6 +12,10 @@ webMedQA: the pinned GitHub commit; ModelScope: unknown, null) and its sha256. `
 what a lock names (the same commits, checked against the same sha256), so two users who share a lock file
 build the same training set; a present file that differs from its lock entry is warned about (and, with
 `--lock`, fetched again).
+
+CMtMedQA's test file comes from Zhongjing's GitHub repo at a pinned commit, whatever `--hub` says (see
+ZHONGJING_COMMIT). Files whose published bytes are known (`KNOWN`) are checked: a pinned one with other bytes is
+refused (and a present one fetched again), a hub file whose upstream moved on is warned about.
 """
 
 from __future__ import annotations
@@ -34,6 +38,11 @@ log = logging.getLogger("converters")
 WEBMEDQA_COMMIT = "8521bbb5a61eae6021b10806b6f84edafa0bbe18"
 _GITHUB_RAW = f"https://raw.githubusercontent.com/hejunqing/webMedQA/{WEBMEDQA_COMMIT}"
 _GITHUB_LFS = f"https://media.githubusercontent.com/media/hejunqing/webMedQA/{WEBMEDQA_COMMIT}"
+# CMtMedQA's test file with its 144 safety items (1,144 records) is Zhongjing's data/CMtMedQA_test.json since this
+# commit; the HF upload Suprit/CMtMedQA_test_v1 (2.39 MB) is the earlier 1,000-dialogue file without them, which
+# leaves medasst_safety_test empty and the test set short of the paper's 8,975 dialogues.
+ZHONGJING_COMMIT = "478000e10d6c9633065773b4712fabd13d2fcfbe"
+_ZHONGJING_RAW = f"https://raw.githubusercontent.com/SupritYoung/Zhongjing/{ZHONGJING_COMMIT}"
 
 
 @dataclass(frozen=True)
@@ -67,10 +76,35 @@ PLAN: tuple[Remote, ...] = (
         "HuatuoGPT-sft-data-v1/HuatuoGPT_sft_data_v1.jsonl",
     ),
     Remote("dataset", "Suprit/CMtMedQA", "CMtMedQA.json", "CMtMedQA/CMtMedQA.json"),
-    Remote("dataset", "Suprit/CMtMedQA_test_v1", "CMtMedQA_test.json", "CMtMedQA/CMtMedQA_test.json"),
+    Remote("url", f"{_ZHONGJING_RAW}/data/CMtMedQA_test.json", "", "CMtMedQA/CMtMedQA_test.json", ZHONGJING_COMMIT),
     Remote("url", f"{_GITHUB_LFS}/train.zip", "", "webMedQA/train.zip", WEBMEDQA_COMMIT),
     Remote("url", f"{_GITHUB_RAW}/test.zip", "", "webMedQA/test.zip", WEBMEDQA_COMMIT),
 )
+
+
+
+@dataclass(frozen=True)
+class Known:
+    """A file's bytes as published: `pinned` when its source names a commit (other bytes are refused), else the
+    latest upload of a hub file whose main branch may move (other bytes are warned about)."""
+
+    sha256: str
+    size: int
+    pinned: bool
+
+
+KNOWN: dict[str, Known] = {
+    "CMtMedQA/CMtMedQA_test.json": Known(
+        "089924f89c5e533e5fecd47124762945f4e602255da2a99212f1d0a4a21b22c3", 2_477_458, pinned=True
+    ),
+    # from the file's Git LFS pointer at WEBMEDQA_COMMIT
+    "webMedQA/train.zip": Known(
+        "601a21b9769356f04ae43b88eec7e4f77ea9d2fa75204c046171b18426846892", 59_919_275, pinned=True
+    ),
+    "HuatuoGPT-sft-data-v1/HuatuoGPT_sft_data_v1.jsonl": Known(
+        "bfbaca0810171e8afb4b0c62163ccd0804aacb30a575c2590e6e0fd0679123c9", 333_326_040, pinned=False
+    ),
+}
 
 LOCK_FILE = "raw.lock.json"
 LOCK_FORMAT = 1
@@ -175,7 +209,10 @@ def fetch(
                 note = " (was a Git LFS pointer)"
             else:
                 sha = _sha256(dest)
-                if known.get("sha256") and known["sha256"] != sha:
+                published = KNOWN.get(remote.dest)
+                if published is not None and published.pinned and published.sha256 != sha and not wanted:
+                    note = " (was not the published file)"  # e.g. the 1,000-dialogue CMtMedQA test upload
+                elif known.get("sha256") and known["sha256"] != sha:
                     if wanted:
                         note = " (differed from the lock)"
                     else:
@@ -202,6 +239,7 @@ def fetch(
                 sha = _sha256(got)
                 if wanted.get("sha256") and wanted["sha256"] != sha:
                     raise FetchError(f"sha256 {sha[:12]}… differs from the lock's {wanted['sha256'][:12]}…")
+                _check_known(remote.dest, got, sha)
             except Exception as exc:  # one unreachable file must not stop the others
                 log.error("fetch failed: %s: %s", remote.dest, exc)
                 results[remote.dest] = f"failed: {exc}"
@@ -214,6 +252,17 @@ def fetch(
     if failures:
         raise FetchError(f"{len(failures)} file(s) not fetched: {', '.join(failures)}; see the log above")
     return results
+
+
+def _check_known(dest: str, path: Path, sha: str) -> None:
+    known = KNOWN.get(dest)
+    if known is None or known.sha256 == sha:
+        return
+    size = path.stat().st_size
+    what = f"sha256 {sha[:12]}… ({size:,} bytes), not the published {known.sha256[:12]}… ({known.size:,} bytes)"
+    if known.pinned:
+        raise FetchError(f"{what}: a cut or altered download; try again")
+    log.warning("%s: %s; upstream has changed since, so counts may differ from docs/data.md", dest, what)
 
 
 def _entry(remote: Remote, hub: str, revision: str | None, path: Path, sha: str) -> dict:

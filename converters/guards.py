@@ -139,6 +139,13 @@ def refuse_bad_files(tallies: dict[str, FileTally], sizes: dict[str, int], max_s
             raise ConversionError(
                 f"{name}: no record could be read ({_top_reasons(tally)}); is it the right file and format? {kept}"
             )
+        if tally.skipped.get("truncated_json"):
+            cut = (f"{name} is cut short: it ends inside a JSON element after {formed} records ({_top_reasons(tally)})"
+                   "; a download that did not finish?")  # fmt: skip
+            if max_share < 1:
+                raise ConversionError(f"{cut} {kept}; --max-bad-share 1 builds from what is there")
+            log.warning("%s Built from what is there (--max-bad-share 1)", cut)
+            continue
         lost = f"{100 * share:.0f}% of it is malformed ({_top_reasons(tally)}"
         lost += f"; the last {100 * tally.rest_lost:.0f}% could not be read)" if tally.rest_lost else ")"
         if share >= max_share:

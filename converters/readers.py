@@ -117,7 +117,7 @@ def iter_json_array(data: bytes, where: Where) -> Iterator[tuple[int, Any] | Ski
         except json.JSONDecodeError as exc:
             # Nothing after a broken element can be located reliably, so the rest of the file is one skip.
             reason = "truncated_json" if truncated else "bad_json"
-            yield Skip(reason, where(line), f"{exc.msg}; the rest of the file is not read", _rest(text, pos))
+            yield Skip(reason, where(line), f"{exc.msg}; the rest of the file is not read", _rest(text, pos, truncated))
             return
         except RecursionError:  # nesting deeper than Python's stack: as orjson's bad_json for a JSONL line
             yield Skip("bad_json", where(line), "nested too deeply; the rest of the file is not read", _rest(text, pos))
@@ -141,12 +141,14 @@ def iter_json_array(data: bytes, where: Where) -> Iterator[tuple[int, Any] | Ski
             return
         reason = "truncated_json" if truncated else "bad_json"
         message = "expected ',' or ']' after an element; the rest of the file is not read"
-        yield Skip(reason, where(line), message, _rest(text, pos))
+        yield Skip(reason, where(line), message, _rest(text, pos, truncated))
         return
 
 
-def _rest(text: str, pos: int) -> float:
-    return (len(text) - pos) / len(text) if text else 1.0
+def _rest(text: str, pos: int, truncated: bool = False) -> float:
+    """The share of the file after a break; for a file cut short, unknown: how much is missing cannot be told
+    from what is there, so it counts as all (the build's limits then refuse it unless told otherwise)."""
+    return 1.0 if truncated or not text else (len(text) - pos) / len(text)
 
 
 _SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")

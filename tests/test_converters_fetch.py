@@ -11,6 +11,12 @@ from converters.fetch import PLAN, FetchError, fetch
 from converters.registry import MODULES
 
 
+@pytest.fixture(autouse=True)
+def _no_published_hashes(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The fake hubs here serve made-up bytes; the published hashes are tested on their own below."""
+    monkeypatch.setattr(fetch_mod, "KNOWN", {})
+
+
 def _fake(calls: list[tuple[str, str]], payload: bytes = b"data\n"):
     def download(repo: str, filename: str, into: Path, revision: str | None = None) -> Path:
         calls.append((repo, filename))
@@ -138,3 +144,42 @@ def test_a_present_lfs_pointer_is_fetched_and_the_build_manifest_names_raw_hashe
     inputs = manifest["sources"]["webmedqa"]["inputs"]["train"]
     raw = DEMO_RAW_DIR / "webMedQA" / "medQA.train.txt"
     assert inputs["sha256"] == {"webMedQA/medQA.train.txt": hashlib.sha256(raw.read_bytes()).hexdigest()}
+
+
+def test_cmtmedqa_test_comes_from_zhongjing_at_the_pinned_commit_with_its_published_hash(monkeypatch) -> None:
+    (remote,) = [r for r in PLAN if r.dest == "CMtMedQA/CMtMedQA_test.json"]
+    commit = "478000e10d6c9633065773b4712fabd13d2fcfbe"
+    assert remote.hub == "url" and remote.revision == commit
+    assert remote.repo == f"https://raw.githubusercontent.com/SupritYoung/Zhongjing/{commit}/data/CMtMedQA_test.json"
+    monkeypatch.undo()  # the real table, not the fixture's empty one
+    known = fetch_mod.KNOWN
+    assert known["CMtMedQA/CMtMedQA_test.json"].sha256.startswith("089924f89c5e")
+    assert known["CMtMedQA/CMtMedQA_test.json"].size == 2_477_458 and known["CMtMedQA/CMtMedQA_test.json"].pinned
+    assert known["webMedQA/train.zip"].size == 59_919_275 and known["webMedQA/train.zip"].pinned
+    assert not known["HuatuoGPT-sft-data-v1/HuatuoGPT_sft_data_v1.jsonl"].pinned
+
+
+def test_published_hashes_refuse_a_cut_pinned_file_and_warn_on_a_moved_hub_file(tmp_path, monkeypatch, caplog):
+    import hashlib
+    import logging
+
+    good = b'[{"instruction": "q", "output": "a"}]\n'
+    monkeypatch.setattr(fetch_mod, "KNOWN", {
+        "CMtMedQA/CMtMedQA_test.json": fetch_mod.Known(hashlib.sha256(good).hexdigest(), len(good), pinned=True),
+        "CMtMedQA/CMtMedQA.json": fetch_mod.Known("0" * 64, 1, pinned=False),
+    })  # fmt: skip
+    only = ("CMtMedQA/",)
+    # a download cut short: refused, nothing placed
+    with pytest.raises(FetchError, match=r"CMtMedQA/CMtMedQA_test\.json"), caplog.at_level(logging.WARNING):
+        fetch(tmp_path, dataset_download=_fake([]), url_fetch=_fake([], good[:10]), resolve=_commit, only=only)
+    assert not (tmp_path / "CMtMedQA" / "CMtMedQA_test.json").exists()
+    assert any("not the published" in r.getMessage() and "CMtMedQA_test" in r.getMessage() for r in caplog.records)
+    # the hub file whose upstream moved: a warning, the file kept
+    assert any("CMtMedQA/CMtMedQA.json" in r.getMessage() and "upstream has changed" in r.getMessage()
+               for r in caplog.records)  # fmt: skip
+    assert (tmp_path / "CMtMedQA" / "CMtMedQA.json").is_file()
+    # an earlier fetch's other test file (the HF upload without safety items) is fetched again, not kept
+    (tmp_path / "CMtMedQA" / "CMtMedQA_test.json").write_bytes(b'[{"instruction": "old", "output": "x"}]\n')
+    status = fetch(tmp_path, dataset_download=_fake([]), url_fetch=_fake([], good), resolve=_commit, only=only)
+    assert status["CMtMedQA/CMtMedQA_test.json"] == "downloaded (was not the published file)"
+    assert (tmp_path / "CMtMedQA" / "CMtMedQA_test.json").read_bytes() == good
