@@ -66,7 +66,8 @@ def _shown(job: LineJob, raw_dir: Path) -> str:
     return job.path.relative_to(raw_dir).as_posix() if job.path.is_relative_to(raw_dir) else str(job.path)
 
 
-def _chunks(job: LineJob, chunk_bytes: int, expected: Identity | None = None) -> Iterator[tuple[int, int, int, int]]:
+def _chunks(job: LineJob, chunk_bytes: int, expected: Identity | None = None,
+            shown: str = "") -> Iterator[tuple[int, int, int, int]]:  # fmt: skip
     """(byte offset, length, first line, last line) of runs of whole lines; the file's last line may lack "\n".
 
     This process only looks for line ends: blocks are read into one reused buffer and counted by numpy (a
@@ -79,7 +80,7 @@ def _chunks(job: LineJob, chunk_bytes: int, expected: Identity | None = None) ->
     carry = 0  # bytes read past the last cut
     with job.path.open("rb", buffering=0) as fh:
         if expected is not None and (now := identity(os.fstat(fh.fileno()))) != expected:
-            raise changed(job.path.name, expected, now)
+            raise changed(shown or job.path.name, expected, now)
         while read := fh.readinto(buffer):
             cut = buffer.rfind(b"\n", 0, read) + 1
             if cut == 0:  # no line end yet: one line longer than a chunk, keep reading
@@ -120,7 +121,7 @@ def batches_from_workers(jobs: list[LineJob], raw_dir: Path, how: Any, workers: 
         for job in jobs:
             expected = (identities or {}).get(str(job.path)) or identity(job.path.stat())
             with progress.share(job.desc, expected[2]) as bar:
-                for offset, length, first, last in _chunks(job, chunk_bytes, expected):
+                for offset, length, first, last in _chunks(job, chunk_bytes, expected, _shown(job, raw_dir)):
                     future = pool.submit(_prepare_chunk, job, raw_dir, offset, length, first, how, expected)
                     pending.append((job, first, last, future))
                     bar.update(length)
