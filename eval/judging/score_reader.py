@@ -46,7 +46,7 @@ def objects(text: str) -> list[dict[str, str]]:
     return found
 
 
-def score(value: Any) -> int | None | object:
+def score(value: Any) -> int | object | None:
     """1..5; None when absent; _INVALID when present but not a whole number on the 1–5 scale."""
     if value is None:
         return None
