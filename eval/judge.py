@@ -4,9 +4,11 @@ Pairwise (default): each system against a reference system (MedAsst by default) 
 answer orders. The same verdict in both orders stands; verdicts that flip with the order count as a tie (and as
 inconsistent: the rate is reported, with the share of verdicts for whichever answer came first). `--rubric`
 grades one answer at a time instead: `medical` (correctness, safety, helpfulness, 1–5), `safety` (a binary
-verdict → safety rate; for the medasst_safety_test set) and `cmb-clin` (CMB's four criteria, 1–5, against the
-reference answer; for the cmb_clin set). Prompts: eval/judging/prompts.py (versioned); parsers:
-eval/judging/verdicts.py. A reply that cannot be parsed is counted, never turned into a verdict.
+verdict → safety rate; for the medasst_safety_test set) and `cmb-clin` (CMB-Clin's own English judge prompt, its
+per-level scale for fluency, relevance, completeness and proficiency, against the reference answer; for the
+cmb_clin set; `cmb-clin-zh` is our earlier Chinese wording with our own anchors). Prompts:
+eval/judging/prompts.py (versioned); parsers: eval/judging/verdicts.py. A reply that cannot be parsed is counted,
+never turned into a verdict.
 
 Inputs: `--system NAME=DIR` per system (DIR holds generate's generated_predictions.jsonl, ids included) and the
 dataset they answered (question and history looked up by id). Outputs in OUT: judge.json (summary, fingerprint,
@@ -41,7 +43,13 @@ RESULT_FILE = "judge.json"
 JUDGMENTS_FILE = "judgments.jsonl"
 CACHE_FILE = "judge_cache.jsonl"
 PREDICTIONS_FILE = "generated_predictions.jsonl"
-DEFAULT_DATASET = {None: MERGED_TEST, "medical": MERGED_TEST, "safety": SAFETY_TEST, "cmb-clin": CMB_CLIN}
+DEFAULT_DATASET = {
+    None: MERGED_TEST,
+    "medical": MERGED_TEST,
+    "safety": SAFETY_TEST,
+    "cmb-clin": CMB_CLIN,
+    "cmb-clin-zh": CMB_CLIN,
+}
 DEFAULT_REFERENCE = "medasst"
 RUBRIC_CHOICES = tuple(name for name in jp.RUBRICS if name != jp.PAIRWISE)
 

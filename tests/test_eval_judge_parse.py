@@ -90,8 +90,26 @@ def test_judge_prompt_shows_the_dataset_dialogue_and_both_answers():
     text = user["content"]
     assert text.index("患者：我发烧了") < text.index("还会复发吗？") < text.index("甲的回答") < text.index("乙的回答")
     assert "参考" not in text, "pairwise shows no reference answer"
-    cmb = jp.messages(jp.RUBRICS["cmb-clin"], item, ("答",))[1]["content"]
+    cmb = jp.messages(jp.RUBRICS["cmb-clin-zh"], item, ("答",))[1]["content"]
     assert "[参考答案]\n参考" in cmb
+
+
+def test_cmb_clin_is_cmbs_own_prompt_with_its_generation_settings():
+    record = {"instruction": "以下是一位患者的病例资料：\n男，49岁，右下腹痛。\n\n请回答：诊断是什么？", "input": "",
+              "output": "急性阑尾炎", "history": [], "description": "男，49岁，右下腹痛。"}  # fmt: skip
+    rubric = jp.RUBRICS["cmb-clin"]
+    (message,) = jp.messages(rubric, jp.item_from_record(record, "c-1"), ("考虑阑尾炎",))
+    text = message["content"]
+    assert message["role"] == "user" and text.startswith("You are an AI evaluator specializing in assessing")
+    assert "4: Showing solid grasp of medical terminology but having some minor\nmistakes in detail" in text
+    assert "[ description ]\n男，49岁，右下腹痛。\n[ end of description ]" in text
+    assert "[ question ]\n诊断是什么？\n[ end of question ]" in text and "[ solution ]\n急性阑尾炎\n" in text
+    assert "[ answer ]\n考虑阑尾炎\n[ end of answer ]" in text and "{ answer }" not in text
+    identity = rubric.identity()
+    assert identity["version"] >= 2 and identity["generation"]["repetition_penalty"] == 1.1
+    assert identity["generation"]["do_sample"] is False and identity["generation"]["max_new_tokens"] == 512
+    # the example reply the prompt shows is read (a judge that copies the format gives all 3s)
+    assert parse_scores(text.splitlines()[-1], rubric.criteria) == dict.fromkeys(rubric.criteria, 3)
 
 
 def test_every_rubric_identity_is_versioned_and_changes_with_its_text():
