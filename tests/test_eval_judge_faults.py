@@ -158,3 +158,21 @@ def test_a_changed_dataset_is_refused_and_recompute_asks_only_the_new_prompts(se
     assert "was made from other inputs" in err and "dataset.files" in err and "--recompute" in err
     assert eval_run.main(argv(url, inputs, out, "--recompute")) == 0
     assert endpoint.chat_requests == 8 + 2, "only q0's two orders are new requests; the rest come from the cache"
+
+
+def test_a_result_read_by_an_older_parser_is_refused_and_recompute_rereads_the_cache(serve, inputs, tmp_path, capsys):
+    endpoint = Endpoint()
+    url = serve(endpoint)
+    out = tmp_path / "out"
+    assert eval_run.main(argv(url, inputs, out)) == 0
+    path = out / "judge.json"
+    result = json.loads(path.read_text(encoding="utf-8"))
+    assert result["fingerprint"]["fields"]["parser_version"] >= 2
+    result["fingerprint"]["fields"]["parser_version"] = 1  # as the v1 readers wrote it
+    path.write_text(json.dumps(result, ensure_ascii=False), encoding="utf-8")
+    capsys.readouterr()
+    assert eval_run.main(argv(url, inputs, out)) == 2
+    err = capsys.readouterr().err
+    assert "parser_version: 1 → 2" in err and "--recompute" in err
+    assert eval_run.main(argv(url, inputs, out, "--recompute")) == 0
+    assert endpoint.chat_requests == 8, "the cached replies are read again by the new parser, not asked again"

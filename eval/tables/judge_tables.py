@@ -90,7 +90,8 @@ TITLES = {
     "pairwise": "Judge: pairwise against {ref} (win / tie / loss)",
     "safety": "Judge: safety rate on the safety items",
     "medical": "Judge: correctness, safety, helpfulness (1–5)",
-    "cmb-clin": "CMB-Clin: clinical cases judged against the reference (1–5)",
+    "cmb-clin": "CMB-Clin: clinical cases judged against the reference, CMB's own prompt and scales (1–5)",
+    "cmb-clin-zh": "CMB-Clin: clinical cases judged against the reference, our Chinese anchors (1–5)",
 }
 
 
