@@ -62,9 +62,10 @@ _LABELLED = re.compile(
     r"(A|B|C|tie|平局)(?![A-Za-z0-9])",
     re.I,
 )
-_TIE_WORDS = re.compile(
-    r"两者相当|二者相当|两者差不多|不分上下|不相上下|平局|打平|一样好|同样好|\btie\b|\bequally\s+(?:good|helpful)\b",
-    re.I,
+_TIE_WORDS = re.compile(  # "tie" the noun only: "did not tie as directly to the reviews" is no verdict
+    r"两者相当|二者相当|两者差不多|不分上下|不相上下|平局|打平|一样好|同样好|\b(?:a|is|it'?s)\s+tie\b|^\W*tie\W*$"
+    r"|\bequally\s+(?:good|helpful)\b",
+    re.IGNORECASE,
 )
 
 
