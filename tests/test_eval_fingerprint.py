@@ -236,7 +236,8 @@ def test_score_and_report_follow_their_inputs(tmp_path: Path, capsys, monkeypatc
                                                                             "scores_per_sample.jsonl"}  # fmt: skip
     assert record["file_sha256"]["table3.md"] == fpr.file_sha256(out / "table3.md")
     assert "fingerprint `" in (out / "table3.md").read_text(encoding="utf-8")
-    monkeypatch.setattr(report, "build_table", no_model)
+    monkeypatch.setattr("eval.tables.table2.build_table", no_model)
+    monkeypatch.setattr("eval.tables.table3.build_table", no_model)
     assert eval_run.main(report_argv) == 0  # up to date: nothing rewritten
     assert {p.name: p.stat().st_mtime_ns for p in out.iterdir()} == made
     monkeypatch.undo()

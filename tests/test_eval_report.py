@@ -220,7 +220,7 @@ def test_report_files_are_written_as_a_set(five_runs: list[Path], tmp_path: Path
         raise OSError("disk full")
 
     (five_runs[0] / "run.json").write_text(json.dumps({"system": "LlaMa-3-8B", "changed": True}))
-    monkeypatch.setattr("eval.tables.figure.plot_table3", broken_plot)
+    monkeypatch.setattr("eval.tables.table3.plot_table3", broken_plot)
     with pytest.raises(OSError, match="disk full"):
         run_report(five_runs, out, resamples=50)
     assert {p.name: p.read_bytes() for p in out.iterdir()} == before  # the old set, whole; no staging left
