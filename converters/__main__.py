@@ -13,6 +13,7 @@ from converters.guards import MAX_BAD_SHARE, WARN_BAD_SHARE
 from converters.parallel import usable_cores
 from converters.pipeline import Options, build
 from converters.records import ConversionError
+from converters.signals import Stopped
 from medasst.facts import DEFAULT_DATA_DIR, SOURCES
 
 
@@ -82,10 +83,12 @@ def main(argv: list[str] | None = None) -> int:
     except (ConversionError, FetchError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print("interrupted: nothing was replaced (the previous outputs are as they were)", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as stop:
+        how = f"stopped by {stop.name}" if isinstance(stop, Stopped) else "interrupted"
+        print(f"{how}: nothing was replaced (the previous outputs are as they were)", file=sys.stderr)
+        return 128 + stop.signum if isinstance(stop, Stopped) else 130
     return 0
+
 
 
 if __name__ == "__main__":

@@ -175,6 +175,7 @@ def commit_set(writers: list[AtomicWriter], folder: Path, stale: list[Path] = ()
     for writer in writers:
         writer.finish()
     backups: dict[str, str] = {}
+    placed: list[str] = []  # new files renamed in so far: only these may be removed on the way back
     journal = folder / JOURNAL
     targets = [w.final for w in writers] + [p for p in stale if p.is_file()]
     try:
@@ -182,16 +183,17 @@ def commit_set(writers: list[AtomicWriter], folder: Path, stale: list[Path] = ()
             if final.is_file():
                 backup = final.with_name(f".{final.name}.old.tmp")
                 backup.unlink(missing_ok=True)
-                os.link(final, backup)
+                _set_aside(final, backup)
                 backups[final.name] = backup.name
         journal.write_text(json.dumps({"backups": backups, "new": [w.final.name for w in writers]}))
         for writer in writers:
             os.replace(writer.tmp, writer.final)
+            placed.append(writer.final.name)
         for path in stale:
             path.unlink(missing_ok=True)
         _fsync_dir(folder)
     except BaseException:
-        _roll_back(folder, backups, [w.final.name for w in writers])
+        _roll_back(folder, backups, placed)
         for writer in writers:
             writer.tmp.unlink(missing_ok=True)
         journal.unlink(missing_ok=True)
@@ -199,6 +201,18 @@ def commit_set(writers: list[AtomicWriter], folder: Path, stale: list[Path] = ()
     journal.unlink(missing_ok=True)
     for backup in backups.values():
         (folder / backup).unlink(missing_ok=True)
+
+
+def _set_aside(final: Path, backup: Path) -> None:
+    """Keep the old file under `backup`: a second link, so the final name never goes missing; where the file
+    system has no hard links (FAT, exFAT, some network mounts) it is renamed aside instead, and the switch
+    that follows (or the roll-back) puts a file under the final name again."""
+    try:
+        os.link(final, backup)
+    except OSError as exc:
+        if exc.errno not in (errno.EPERM, errno.EOPNOTSUPP, errno.ENOTSUP, errno.EXDEV, errno.EMLINK, errno.ENOSYS):
+            raise
+        os.replace(final, backup)
 
 
 def _roll_back(folder: Path, backups: dict[str, str], new: list[str]) -> None:

@@ -49,12 +49,14 @@ def check_out_dir(out_dir: Path) -> None:
             if not os.access(parent, os.W_OK | os.X_OK):
                 raise ConversionError(f"--out-dir {out_dir}: {parent} is not writable")
             break
-    for name in sorted(owned_names() | {JOURNAL}):
+    # the outputs, the switch journal, and the names the switch keeps old outputs under while it runs
+    names = owned_names() | {JOURNAL} | {f".{name}.old.tmp" for name in owned_names()}
+    for name in sorted(names):
         path = out_dir / name
-        if path.exists() and not path.is_file():
+        if (path.exists() or path.is_symlink()) and not path.is_file():
             raise ConversionError(
                 f"{path} is a folder (or another non-file) where the build writes a file; move it away and rerun. "
-                "Nothing was written"
+                "Nothing was written, the previous outputs are kept"
             )
 
 
@@ -114,16 +116,34 @@ def refuse_worse(raw_dir: Path, out_dir: Path, presence: dict) -> None:
                 )
 
 
+def _malformed(tally: FileTally) -> int:
+    return sum(n for reason, n in tally.skipped.items() if reason in ERROR_REASONS)
+
+
+def yielded(tally: FileTally) -> int:
+    """Records of the file that survived parsing and the per-record filters (before duplicates and test overlap)."""
+    return tally.read - sum(tally.skipped.values())
+
+
 def bad_share(tally: FileTally) -> float:
-    """The share of a file lost to malformed input: bad records among those read, or the part after a break."""
-    bad = sum(n for reason, n in tally.skipped.items() if reason in ERROR_REASONS)
-    return max(bad / tally.read if tally.read else 1.0, tally.rest_lost)
+    """The share of a file lost to malformed input: malformed records among the records it could yield — the
+    deliberate filters (webMedQA's four negatives per question, blank lines, empty turns) are not in the
+    denominator, or a file whose every answer is unreadable would read as a small loss — or the part of the file
+    after a break that a reader could not go past."""
+    bad = _malformed(tally)
+    candidates = bad + yielded(tally)
+    return max(bad / candidates if candidates else 1.0, tally.rest_lost)
 
 
 def _top_reasons(tally: FileTally) -> str:
-    ranked = sorted(tally.skipped.items(), key=lambda kv: (-kv[1], kv[0]))
+    """The malformed-input reasons first (the loss), then the deliberate filters; three in all."""
+    ranked = sorted(tally.skipped.items(), key=lambda kv: (kv[0] not in ERROR_REASONS, -kv[1], kv[0]))
     shown = ", ".join(f"{reason} {n}" for reason, n in ranked[:3])
     return shown + (f", {len(ranked) - 3} more reasons" if len(ranked) > 3 else "") if shown else "nothing"
+
+
+def _pct(share: float) -> str:
+    return f"{100 * share:.0f}%" if share >= 0.005 else "<1%"
 
 
 def refuse_bad_files(tallies: dict[str, FileTally], sizes: dict[str, int], max_share: float) -> None:
@@ -134,7 +154,7 @@ def refuse_bad_files(tallies: dict[str, FileTally], sizes: dict[str, int], max_s
         if not sizes.get(name):
             raise ConversionError(f"{name} is empty (0 bytes): a download that did not finish? {kept}")
         share = bad_share(tally)
-        formed = tally.read - sum(n for r, n in tally.skipped.items() if r in ERROR_REASONS or r == "blank_line")
+        formed = yielded(tally)
         if formed <= 0:
             raise ConversionError(
                 f"{name}: no record could be read ({_top_reasons(tally)}); is it the right file and format? {kept}"
@@ -146,11 +166,11 @@ def refuse_bad_files(tallies: dict[str, FileTally], sizes: dict[str, int], max_s
                 raise ConversionError(f"{cut} {kept}; --max-bad-share 1 builds from what is there")
             log.warning("%s Built from what is there (--max-bad-share 1)", cut)
             continue
-        lost = f"{100 * share:.0f}% of it is malformed ({_top_reasons(tally)}"
-        lost += f"; the last {100 * tally.rest_lost:.0f}% could not be read)" if tally.rest_lost else ")"
+        lost = f"{_pct(share)} of it is malformed ({_top_reasons(tally)}"
+        lost += f"; the last {_pct(tally.rest_lost)} could not be read)" if tally.rest_lost else ")"
         if share >= max_share:
             raise ConversionError(
-                f"{name}: {lost}, at or above the limit of {100 * max_share:.0f}% (--max-bad-share); {kept}"
+                f"{name}: {lost}, at or above the limit of {_pct(max_share)} (--max-bad-share); {kept}"
             )
         if share > WARN_BAD_SHARE:
             log.warning("%s: %s", name, lost)

@@ -1,6 +1,6 @@
 """The raw files a build reads: which are there, their sha256, and proof that they did not change under it.
 
-A file is known by its identity (device, inode, size, mtime) from the moment it is hashed. Every reader of it
+A file is known by its identity (device, inode, size, mtime, ctime) from the moment it is hashed. Every reader of it
 (this process, or a worker reading a chunk) checks that identity, and the build checks it again before its
 outputs replace anything, so a file replaced or rewritten mid-build fails the build instead of mixing two
 versions, and the manifest's sha256 is of the bytes that were converted.
@@ -21,11 +21,13 @@ from medasst.hashing import files_sha256
 
 log = logging.getLogger("converters")
 
-Identity = tuple[int, int, int, int]  # st_dev, st_ino, st_size, st_mtime_ns
+# st_dev, st_ino, st_size, st_mtime_ns, st_ctime_ns: the ctime too, because a rewrite can put the mtime back
+# (`cp -p`, `rsync -t`, `tar x` over the file) but nobody can set the ctime
+Identity = tuple[int, int, int, int, int]
 
 
 def identity(stat: os.stat_result) -> Identity:
-    return stat.st_dev, stat.st_ino, stat.st_size, stat.st_mtime_ns
+    return stat.st_dev, stat.st_ino, stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns
 
 
 def changed(name: str, was: Identity, now: Identity | None) -> ConversionError:

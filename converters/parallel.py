@@ -8,7 +8,7 @@ outputs are byte-identical. At most two chunks per worker are in flight, which b
 size.
 
 Every chunk is read from the file the build hashed: this process and each worker check the open file's
-identity (device, inode, size, mtime) against it, so a file replaced or rewritten mid-build fails the build
+identity (device, inode, size, mtime, ctime) against it, so a file replaced or rewritten mid-build fails the build
 instead of mixing two versions. Workers die with the building process (`PR_SET_PDEATHSIG`): a killed build
 leaves no orphan holding memory, the raw file and the deleted temp outputs.
 """
@@ -31,7 +31,7 @@ from typing import Any
 
 import numpy as np
 
-from converters import progress
+from converters import progress, signals
 from converters.batching import pack
 from converters.inputs import Identity, changed, identity
 from converters.jobs import LineJob, convert_lines
@@ -154,6 +154,7 @@ def _init_worker(parent: int) -> None:
     """Ctrl-C reaches the whole process group: the parent ends the build (one line); workers just stop. And a
     worker must not outlive the build: the kernel kills it when the building process dies, however it died."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signals.reset_in_worker()
     if sys.platform.startswith("linux"):
         libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
         libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import orjson
 
-from converters import guards, inputs, progress
+from converters import guards, inputs, progress, signals
 from converters.atomic import AtomicWriter, commit_set, recover
 from converters.batching import Batch, Prep, batches
 from converters.filtering import FileTally, Filters, State, apply
@@ -59,7 +59,7 @@ def build(opts: Options) -> dict:
     if not 0 < opts.max_bad_share <= 1:
         raise ConversionError(f"--max-bad-share must be above 0 and at most 1, got {opts.max_bad_share}")
     guards.check_out_dir(opts.out_dir)
-    with guards.exclusive(opts.out_dir):
+    with signals.unwind_on_termination(), guards.exclusive(opts.out_dir):
         return _build(opts)
 
 

@@ -136,8 +136,9 @@ def iter_json_array(data: bytes, where: Where) -> Iterator[tuple[int, Any] | Ski
         line += text.count("\n", counted_to, pos)
         counted_to = pos
         if text.startswith("]", pos):
-            if text[pos + 1 :].strip():
-                yield Skip("bad_json", where(line), "data after the closing ']' is not read")
+            if text[pos + 1 :].strip():  # e.g. two arrays written one after the other: the second is lost
+                tail = len(text) - pos - 1 - (len(text[pos + 1 :]) - len(text[pos + 1 :].lstrip()))
+                yield Skip("bad_json", where(line), "data after the closing ']' is not read", tail / len(text))
             return
         reason = "truncated_json" if truncated else "bad_json"
         message = "expected ',' or ']' after an element; the rest of the file is not read"

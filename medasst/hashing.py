@@ -1,6 +1,6 @@
 """sha256 of files, shared by the converters (raw files) and eval (models, data): big files hashed once.
 
-A file of 64 MiB or more is looked up in a cache keyed by its resolved path, size and mtime
+A file of 64 MiB or more is looked up in a cache keyed by its resolved path, size, mtime and ctime
 (`~/.cache/medasst/sha256.json`, or `MEDASST_HASH_CACHE`), so a rerun does not reread gigabytes of weights or
 raw data; a rewritten file has a new mtime and is hashed again.
 """
@@ -43,11 +43,12 @@ def write_cache(cache: dict[str, str]) -> None:
 
 
 def file_sha256(path: str | os.PathLike, cache: dict[str, str] | None = None, big: int | None = None) -> str:
-    """sha256 of a file's bytes; files of `big` bytes or more go through `cache` (path, size, mtime → hash)."""
+    """sha256 of a file's bytes; files of `big` bytes or more go through `cache` (path, size, mtime, ctime → hash)."""
     big = BIG if big is None else big
     path = Path(path)
     stat = path.stat()
-    key = f"{path.resolve()}|{stat.st_size}|{stat.st_mtime_ns}"
+    # the ctime as well: a rewrite that puts the mtime back (`cp -p`, `rsync -t`) still changes it
+    key = f"{path.resolve()}|{stat.st_size}|{stat.st_mtime_ns}|{stat.st_ctime_ns}"
     if cache is not None and stat.st_size >= big and key in cache:
         return cache[key]
     digest = hashlib.sha256()
