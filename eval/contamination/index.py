@@ -1,0 +1,130 @@
+"""The benchmark side as one sorted array of 64-bit keys, and the streaming lookup of a batch of training text.
+
+Keys: every 13-gram of every exam stem and of both sides of every test dialogue (looked for at every position
+of the training text), and the whole text of the short stems and options that anchor an item (looked for only
+where a segment starts: after a label, a space, a newline or punctuation, so 卵巢 inside 卵巢囊肿 is not it).
+A hit on a test dialogue's n-gram is counted once for the whole training set (which n-grams were found, and the
+first record holding each); a hit on an exam key makes that (record, item) a *candidate*, checked exactly by
+`verify` while the record's text is still in memory.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from eval.contamination import hashing
+from eval.contamination.items import GENERIC_ITEMS, Dialogue, ExamItem
+from eval.contamination.text import Normalized, codepoints
+
+
+def _turn_ngrams(turns: list[str], n: int) -> np.ndarray:
+    parts = [hashing.ngrams(codepoints(t), n) for t in turns]
+    return np.unique(np.concatenate(parts)) if parts else np.empty(0, np.uint64)
+
+
+@dataclass
+class Hits:
+    """One batch's result: which records are candidates for which exam items."""
+
+    pairs: np.ndarray  # (k, 2) int64: unit (its place in the batch), exam item number; sorted, distinct
+    firsts: np.ndarray  # units that are now the first holder of some key (their ids are kept as evidence)
+
+
+class Index:
+    FILTER_BITS = 25  # a 32 MiB presence table of the keys' top bits: most training windows stop there
+
+    def __init__(self, exams: list[ExamItem], dialogues: list[Dialogue], n: int):
+        self.exams, self.dialogues, self.n = exams, dialogues, n
+        self.question_grams = [_turn_ngrams(d.question, n) for d in dialogues]
+        self.answer_grams = [_turn_ngrams(d.answer, n) for d in dialogues]
+        exam_keys, exam_owner = [], []
+        lengths: set[int] = set()
+        for i, item in enumerate(exams):
+            if not item.checkable:
+                continue
+            keys = [item.stem_ngrams] + [np.array([hashing.of_text(codepoints(a))], np.uint64) for a in item.anchors]
+            lengths.update(len(a) for a in item.anchors)
+            keys_i = np.unique(np.concatenate(keys))
+            exam_keys.append(keys_i)
+            exam_owner.append(np.full(len(keys_i), i, dtype=np.int64))
+        self.anchor_lengths = sorted(lengths)
+        ek = np.concatenate(exam_keys) if exam_keys else np.empty(0, np.uint64)
+        eo = np.concatenate(exam_owner) if exam_owner else np.empty(0, np.int64)
+        every = [ek, *self.question_grams, *self.answer_grams]
+        self.keys = np.unique(np.concatenate(every)) if any(len(e) for e in every) else np.empty(0, np.uint64)
+        # exam key → items (CSR), without the keys so many items share that they name none
+        at = np.searchsorted(self.keys, ek)
+        order = np.lexsort((eo, at))
+        at, eo = at[order], eo[order]
+        counts = np.bincount(at, minlength=len(self.keys))
+        generic = counts >= GENERIC_ITEMS
+        keep = ~generic[at]
+        at, eo = at[keep], eo[keep]
+        self.item_ptr = np.concatenate(([0], np.cumsum(np.bincount(at, minlength=len(self.keys)))))
+        self.item_of = eo
+        self.exam_key = self.item_ptr[1:] > self.item_ptr[:-1]
+        self.question_at = [np.searchsorted(self.keys, g) for g in self.question_grams]
+        self.answer_at = [np.searchsorted(self.keys, g) for g in self.answer_grams]
+        self.stem_at = [np.searchsorted(self.keys, item.stem_ngrams) for item in exams]
+        self.specific_at = [np.searchsorted(self.keys, item.specific) for item in exams]
+        self.reset()
+        self.maybe = np.zeros(1 << self.FILTER_BITS, dtype=bool)
+        self.maybe[self._slot(self.keys)] = True
+
+    def reset(self) -> None:
+        self.found = np.zeros(len(self.keys), dtype=bool)
+        self.first_record = np.full(len(self.keys), -1, dtype=np.int64)  # the first training record holding it
+
+    def _slot(self, h: np.ndarray) -> np.ndarray:
+        with np.errstate(over="ignore"):
+            return (h * np.uint64(0xBF58476D1CE4E5B9)) >> np.uint64(64 - self.FILTER_BITS)
+
+    def scan(self, text: Normalized, unit_ends: np.ndarray, unit_record: np.ndarray) -> Hits:
+        """Look up a batch of units (records, or pieces of a long one): `unit_ends` are their end offsets in
+        `text.chars`, `unit_record` their training record numbers. Pairs name units by their place in the batch."""
+        empty = Hits(np.empty((0, 2), np.int64), np.empty(0, np.int64))
+        c = text.chars
+        if not len(self.keys) or not len(c):
+            return empty
+        p = hashing.prefix(c)
+        turn_end = np.repeat(text.turn_ends, np.diff(np.concatenate(([0], text.turn_ends))))
+        positions = np.arange(len(c), dtype=np.int64)
+        queries, where = [], []
+        ok = positions + self.n <= turn_end
+        starts = positions[ok]
+        queries.append(hashing.windows(p, starts, self.n))
+        where.append(starts)
+        seg = positions[text.starts]
+        for length in self.anchor_lengths:
+            s = seg[seg + length <= turn_end[seg]]
+            queries.append(hashing.windows(p, s, length))
+            where.append(s)
+        h, at_char = np.concatenate(queries), np.concatenate(where)
+        maybe = self.maybe[self._slot(h)]
+        h, at_char = h[maybe], at_char[maybe]
+        at = np.searchsorted(self.keys, h)
+        at[at == len(self.keys)] = 0
+        hit = self.keys[at] == h
+        if not hit.any():
+            return empty
+        at, at_char = at[hit], at_char[hit]
+        records = np.searchsorted(unit_ends, at_char, side="right")
+        fresh = self.first_record[at] < 0
+        order = np.lexsort((records[fresh], at[fresh]))
+        new_at, new_rec = at[fresh][order], records[fresh][order]
+        first = np.unique(new_at, return_index=True)[1]
+        self.first_record[new_at[first]] = unit_record[new_rec[first]]
+        self.found[at] = True
+        firsts = np.unique(new_rec[first])
+        exam = self.exam_key[at]
+        at, records = at[exam], records[exam]
+        if not len(at):
+            return Hits(empty.pairs, firsts)
+        pairs = np.unique(np.stack((records, at), axis=1), axis=0)
+        spans = self.item_ptr[pairs[:, 1] + 1] - self.item_ptr[pairs[:, 1]]
+        rec = np.repeat(pairs[:, 0], spans)
+        offsets = np.arange(spans.sum()) - np.repeat(np.cumsum(spans) - spans, spans)
+        items = self.item_of[np.repeat(self.item_ptr[pairs[:, 1]], spans) + offsets]
+        return Hits(np.unique(np.stack((rec, items), axis=1), axis=0), firsts)
