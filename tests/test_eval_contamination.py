@@ -1,5 +1,6 @@
 """`python -m eval.run contamination`: planted copies of exam questions and test dialogues are found exactly (through
-punctuation, full-width characters, embedding and history turns); shared stock phrases are not flagged."""
+punctuation, full-width characters, embedding and history turns); shared stock phrases are not flagged; a test
+dialogue whose reference reply alone recurs is `answer_only`, not a copied question; the report's clean column."""
 
 from __future__ import annotations
 
@@ -58,7 +59,8 @@ def audit(tmp_path_factory) -> tuple[dict, dict[str, str], Path]:
         record("control-few-chars", partial.question[:8] + "，这个问题我不太懂。"),
     ]
     dialogue = TEST[0]
-    rows = [*planted.values(), *controls, record("plant-dialogue", dialogue["instruction"], dialogue["output"])]
+    rows = [*planted.values(), *controls, record("plant-dialogue", dialogue["instruction"], dialogue["output"]),
+            record("stock-answer", "我家孩子发烧了怎么办？", TEST[1]["output"])]
     rows.append(["not", "a record"])
     train = root / "train.jsonl"
     train.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows) + "{broken\n", "utf-8")
@@ -79,20 +81,33 @@ def test_planted_questions_are_found_exactly_and_controls_are_not(audit):
     questions_flagged = {k: v for k, v in flagged.items() if k.startswith("ceval:")}
     assert set(questions_flagged) == set(planted)  # every plant, and nothing else (the controls included)
     for key, rid in planted.items():
-        assert questions_flagged[key]["train_id"] == rid, key
-        assert questions_flagged[key]["overlap"] >= 0.9, questions_flagged[key]
+        entry = questions_flagged[key]
+        assert entry["status"] == "dirty" and entry["match"] == "verbatim", entry
+        assert [r["train_id"] for r in entry["records"]] == [rid], key
+        assert entry["contamination"] == "input" and entry["sides"] == ["question"]  # no answer given: input only
+        assert entry["overlap"] >= 0.9, entry
     total = result["benchmarks"]["ceval"]
-    assert total == {"n": 71, "flagged": 5, "too_short": 0, "share": pytest.approx(5 / 71)}  # 49 + 22 questions
-    assert sum(s["flagged"] for s in result["subjects"].values()) == 5
+    assert total["n"] == 71 and total["dirty"] == 5 and total["partly"] == 0 and total["unchecked"] == 0
+    assert total["clean"] == 66 and total["dirty_share"] == pytest.approx(5 / 71)  # 49 + 22 questions
+    assert sum(s["dirty"] for s in result["subjects"].values()) == 5
 
 
 def test_test_dialogues_and_bad_training_lines(audit):
     result, _, _ = audit
     flagged = {f["id"]: f for f in result["flagged"]}
-    assert flagged["t-insomnia"]["train_id"] == "plant-dialogue" and "t-fever" not in flagged
-    assert result["test_sources"]["webmedqa"] == {"n": 1, "flagged": 1, "too_short": 0, "share": 1.0}
-    assert result["test_sources"]["medchatzh"]["flagged"] == 0
-    assert result["train"]["records"] == 8 and result["train"]["skipped"] == {"bad_json": 1, "not_an_object": 1}
+    insomnia = flagged["t-insomnia"]
+    assert insomnia["status"] == "dirty" and insomnia["sides"] == ["question", "answer"]
+    assert insomnia["records"] == [{"train_id": "plant-dialogue", "line": 8, "side": "question+answer",
+                                    "span": insomnia["records"][0]["span"]}]  # fmt: skip
+    assert insomnia["records"][0]["span"] in contamination.normalize(TEST[0]["instruction"])
+    # the fever dialogue's reply recurs under another question: a stock answer, not a copied question
+    fever = flagged["t-fever"]
+    assert fever["status"] == "answer_only" and fever["sides"] == ["answer"], fever
+    assert fever["records"][0]["train_id"] == "stock-answer" and fever["records"][0]["side"] == "answer"
+    assert result["test_sources"]["webmedqa"]["dirty"] == 1
+    assert result["test_sources"]["medchatzh"] == {"n": 1, "dirty": 0, "answer_only": 1, "clean": 0,
+                                                   "unchecked": 0, "dirty_share": 0.0}  # fmt: skip
+    assert result["train"]["records"] == 9 and result["train"]["skipped"] == {"bad_json": 1, "not_an_object": 1}
     assert result["method"]["n"] == 13 and result["fingerprint"]["fields"]["method"]["threshold"] == 0.5
 
 
@@ -111,48 +126,127 @@ def test_a_rerun_is_reused_and_another_training_set_refused(audit, capsys):
     assert (out / contamination.RESULT_FILE).read_bytes() == before
 
 
-def test_normalize_and_window_hashes():
-    assert contamination.normalize("Ａ，b  Ｃ。１２３！") == "abc123"
+def test_normalize_segment_starts_and_hashes():
     import numpy as np
 
-    text = "abcdefgh" + contamination.TURN_END + "ijklmnop"
-    h, starts = contamination.window_hashes(contamination._codepoints(text), 5)
-    assert list(starts) == [0, 1, 2, 3, 9, 10, 11, 12]  # no window crosses the separator
-    again, _ = contamination.window_hashes(contamination._codepoints("xxabcdefgh"), 5)
-    assert np.isin(h[:4], again).all()  # the same characters hash the same wherever they are
+    from eval.contamination import hashing, text
+
+    assert contamination.normalize("Ａ，b  Ｃ。１２３！") == "abc123"
+    n = text.normalize_turns(["A. 卵巢\nB、前庭\ue000大腺", "（C）乳腺"])
+    assert n.chars.tobytes().decode("utf-32-le") == "a卵巢b前庭大腺c乳腺"  # private-use U+E000 dropped, no separator
+    assert n.turn_ends.tolist() == [8, 11]
+    assert [i for i, s in enumerate(n.starts.tolist()) if s] == [0, 1, 3, 4, 6, 8, 9]
+    a = hashing.ngrams(text.codepoints("abcdefghij"), 5)
+    b = hashing.ngrams(text.codepoints("xxabcdefghij" + "y" * 50), 5)
+    assert np.isin(a, b).all() and hashing.of_text(text.codepoints("abcde")) == a[0]  # the same wherever it is
+    # labels and answer markers cut, their places kept: the copy's own lettering can be read back
+    got = text.labelled("1. 女性生殖腺是\nA. 卵巢\nB．前庭大腺\n（C）前庭球\n(4) 乳腺\n答案：A")
+    assert got.text == "女性生殖腺是卵巢前庭大腺前庭球乳腺"
+    assert got.labels == {0: 0, 6: 0, 8: 1, 12: 2, 15: 3} and got.markers == [(17, (0,))]
+    assert text.labelled("pH 7.4, 维生素A.").text == "ph74维生素a"  # a decimal and a word's letter stay
 
 
-def test_report_table2_gains_a_clean_column(audit, tmp_path: Path):
+def _mcq_run(folder: Path, preds: list[dict], files: dict | None) -> Path:
+    folder.mkdir()
+    (folder / "run.json").write_text(json.dumps({"system": "MedAsst"}))
+    benchmarks = {}
+    for bench in sorted({p["id"].split(":", 1)[0] for p in preds}):
+        mine = [p for p in preds if p["id"].startswith(bench + ":")]
+        right = sum(p["correct"] for p in mine)
+        benchmarks[bench] = {"accuracy": 100.0 * right / len(mine), "n": len(mine), "correct": right}
+    overall = sum(b["accuracy"] for b in benchmarks.values()) / len(benchmarks)
+    mcq = {"overall": overall, "benchmarks": benchmarks, "predictions": preds}
+    if files is not None:
+        mcq["protocol"] = {"files": files}
+    (folder / "mcq.json").write_text(json.dumps(mcq))
+    return folder
+
+
+def _files(subjects: str) -> dict:
+    source = BenchmarkSource()
+    out = {}
+    for subject in resolve_subjects(subjects, source):
+        _, info = source.load(subject.benchmark, subject.subject, "val")
+        out[f"{subject.key}:val"] = info
+    return out
+
+
+def test_report_table2_gains_clean_partly_dirty_columns(audit, tmp_path: Path):
     from eval import report
 
     _, planted, root = audit
-    run = tmp_path / "medasst"
-    run.mkdir()
-    (run / "run.json").write_text(json.dumps({"system": "MedAsst"}))
-    # right on every question except the five the training set holds: the clean accuracy is 100
+    # right on every question except the five the training set holds: the clean accuracy is 100, dirty 0
     preds = [{"id": q.key, "answer": q.answer, "prediction": q.answer, "correct": q.key not in planted}
              for q in questions()]  # fmt: skip
     n = len(preds)
-    accuracy = 100.0 * (n - len(planted)) / n
-    benchmarks = {"ceval": {"accuracy": accuracy, "n": n, "correct": n - len(planted)}}
-    (run / "mcq.json").write_text(json.dumps({"overall": accuracy, "benchmarks": benchmarks, "predictions": preds}))
+    run = _mcq_run(tmp_path / "medasst", preds, _files(SUBJECTS))
     request = report.ReportRequest(runs=(str(run),), output=tmp_path / "out", resamples=200,
                                    contamination=str(root / "out" / contamination.RESULT_FILE))  # fmt: skip
-    rows = report.run_report(request)["table2"]
-    assert rows[0]["overall (clean) [95% CI]"] == f"100.00 [100.00, 100.00] n={n - 5}"
+    row = report.run_report(request)["table2"][0]
+    assert row["overall (clean) [95% CI]"] == f"100.00 [100.00, 100.00] n={n - 5}"
+    assert row["dirty"] == "0.00 n=5" and row["partly"] == "—"
+    assert row["dirty − clean [95% CI]"] == "-100.00 [-100.00, -100.00]"
     table = (tmp_path / "out" / "table2.md").read_text(encoding="utf-8")
-    assert f"**clean**: accuracy on the questions the contamination audit did not flag (5 of the {n} asked" in table
+    assert f"of the {n} questions asked, {n - 5} clean, 0 partly, 5 dirty, 0 unchecked, 0 uncovered" in table
+
+
+def test_report_never_counts_an_uncovered_question_clean(audit, tmp_path: Path):
+    from eval import report
+
+    _, _, root = audit
+    preds = [{"id": q.key, "answer": q.answer, "prediction": q.answer, "correct": True} for q in questions()]
+    # another subject than the audit's (anatomy), and the audited subjects read from other CSVs (by sha256)
+    preds.append({"id": "cmmlu:anatomy:test:0", "answer": "A", "prediction": "A", "correct": True})
+    files = {k: v | {"sha256": "0" * 64} for k, v in _files(SUBJECTS).items()}
+    run = _mcq_run(tmp_path / "medasst", preds, files)
+    audit_path = str(root / "out" / contamination.RESULT_FILE)
+    request = report.ReportRequest(runs=(str(run),), output=tmp_path / "out", resamples=50, contamination=audit_path)
+    row = report.run_report(request)["table2"][0]
+    assert row["overall (clean) [95% CI]"] == "—"  # nothing is clean: no question was covered by this audit
+    table = (tmp_path / "out" / "table2.md").read_text(encoding="utf-8")
+    assert f"0 clean, 0 partly, 0 dirty, 0 unchecked, {len(preds)} uncovered" in table
+
+
+def test_report_refuses_an_audit_of_the_old_method(audit, tmp_path: Path):
+    from eval import report
+    from eval.common.files import InputFileError
+
+    _, _, root = audit
+    old = json.loads((root / "out" / contamination.RESULT_FILE).read_text(encoding="utf-8"))
+    old["fingerprint"]["fields"]["method"]["version"] = 3
+    path = tmp_path / "old.json"
+    path.write_text(json.dumps(old, ensure_ascii=False), encoding="utf-8")
+    preds = [{"id": q.key, "answer": q.answer, "prediction": q.answer, "correct": True} for q in questions()]
+    run = _mcq_run(tmp_path / "medasst", preds, _files(SUBJECTS))
+    request = report.ReportRequest(runs=(str(run),), output=tmp_path / "out", resamples=50, contamination=str(path))
+    with pytest.raises(InputFileError, match="method version 3, this report reads version 4"):
+        report.run_report(request)
+
+
+def test_an_audit_of_the_old_method_is_refused_not_reused(audit, capsys):
+    _, _, root = audit
+    out = root / "out-old"
+    out.mkdir()
+    made = json.loads((root / "out" / contamination.RESULT_FILE).read_text(encoding="utf-8"))
+    made["fingerprint"]["fields"]["method"]["version"] = 3
+    (out / contamination.RESULT_FILE).write_text(json.dumps(made, ensure_ascii=False), encoding="utf-8")
+    argv = ["contamination", "--train", str(root / "train.jsonl"), "--subjects", SUBJECTS, "--dataset", "t",
+            "--dataset-dir", str(root), "--output", str(out)]  # fmt: skip
+    assert eval_run.main(argv) == 2
+    assert "method.version: 3 → 4" in capsys.readouterr().err
 
 
 def test_workers_and_chunks_give_the_same_audit(audit, tmp_path: Path, monkeypatch):
     result, _, root = audit
-    monkeypatch.setattr(contamination, "PARALLEL_MIN_BYTES", 0)
-    monkeypatch.setattr(contamination, "BATCH_LINES", 2)  # batches and chunks cut between the plants
+    from eval.contamination import scan
+
+    monkeypatch.setattr(scan, "PARALLEL_MIN_BYTES", 0)
+    monkeypatch.setattr(scan, "BATCH_LINES", 2)  # batches and chunks cut between the plants
     request = contamination.ContaminationRequest(output=tmp_path / "out", train=root / "train.jsonl",
                                                  subjects=SUBJECTS, dataset="t", dataset_dir=str(root),
                                                  workers=2)  # fmt: skip
     again = contamination.run(request)
-    for key in ("flagged", "benchmarks", "subjects", "test_sources", "train"):
+    for key in ("flagged", "benchmarks", "subjects", "test_sources", "train", "unchecked", "shared_vignettes"):
         if key == "train":
             assert again[key]["records"] == result[key]["records"] and again[key]["skipped"] == result[key]["skipped"]
         else:
@@ -171,3 +265,4 @@ def test_the_audit_covers_xmedbench(tmp_path: Path):
     result = contamination.run(request)
     assert [f["id"] for f in result["flagged"]] == [planted.key] == ["xmedbench:cmb-single:10"]
     assert result["benchmarks"]["xmedbench"]["n"] == 2000 and result["test_sources"] == {}
+    assert result["covered"]["xmedbench:cmb-single"]["n"] == 2000

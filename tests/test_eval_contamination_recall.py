@@ -71,7 +71,8 @@ def layout(name: str, q, rng: random.Random) -> dict:
         return {"instruction": body, "output": f"答案：{_letter(q, order)}"}
     if name == "history":
         prompt = HEADER.format(subject) + q.question + "\n" + _options(q, [f"{c}. " for c in "ABCDE"], order)
-        return {"instruction": "谢谢，还有别的题吗？", "output": "没有了。", "history": [[prompt + "\n答案：", q.answer]]}
+        history = [[prompt + "\n答案：", q.answer]]
+        return {"instruction": "谢谢，还有别的题吗？", "output": "没有了。", "history": history}
     raise ValueError(name)
 
 
@@ -94,8 +95,8 @@ def all_questions():
     return out
 
 
-@pytest.fixture(scope="module")
-def planted(tmp_path_factory):
+def plant(root: Path) -> tuple[Path, dict[str, list[tuple[str, str]]], set[str]]:
+    """(training file, layout → [(question key, record id)], the keys of every plantable question)."""
     rng = random.Random(SEED)
     questions = [q for q in all_questions() if f"{q.benchmark}:{q.subject}" not in UNPLANTED]
     rng.shuffle(questions)
@@ -115,11 +116,17 @@ def planted(tmp_path_factory):
     demo = [json.loads(line) for line in DEMO_TRAIN.read_text(encoding="utf-8").splitlines() if line.strip()]
     mixed = demo + rows
     random.Random(SEED).shuffle(mixed)
-    root = tmp_path_factory.mktemp("recall")
     train = root / "train.jsonl"
     train.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in mixed), encoding="utf-8")
+    return train, plants, {q.key for q in questions}
+
+
+@pytest.fixture(scope="module")
+def planted(tmp_path_factory):
+    root = tmp_path_factory.mktemp("recall")
+    train, plants, keys = plant(root)
     request = contamination.ContaminationRequest(output=root / "out", train=train, subjects="paper", dataset="")
-    return contamination.run(request), plants, {q.key for q in questions}
+    return contamination.run(request), plants, keys
 
 
 def test_every_verbatim_layout_is_found_in_95_percent_of_checkable_items(planted):

@@ -238,7 +238,7 @@ def merge(index: Index, results: list[dict[str, Any]]) -> dict[str, Any]:
     records = lines = candidates = near_checked = 0
 
     def place(entry: dict[str, Any]) -> dict[str, Any]:
-        line = entry["line"] + lines + 1
+        line = entry["line"] + lines
         return entry | {"record": entry["record"] + records, "line": line, "id": entry["id"] or f"#{line}"}
 
     for result in results:
@@ -246,7 +246,7 @@ def merge(index: Index, results: list[dict[str, Any]]) -> dict[str, Any]:
         index.first_record[result["found"][fresh]] = result["first"][fresh] + records
         index.found[result["found"]] = True
         for local, (rid, line) in result["ids"].items():
-            ids[records + local] = (rid or f"#{lines + line + 1}", lines + line + 1)
+            ids[records + local] = (rid or f"#{lines + line}", lines + line)
         for reason, count in result["skipped"].items():
             skipped[reason] = skipped.get(reason, 0) + count
         for i, evidence in result["exact"].items():

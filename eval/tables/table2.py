@@ -10,6 +10,7 @@ import numpy as np
 
 from eval.common.files import atomic_write_text
 from eval.metrics import stats
+from eval.tables import contamination
 from eval.tables import paper_numbers as paper
 from eval.tables.common import (
     Context,
@@ -21,7 +22,6 @@ from eval.tables.common import (
     protocol_labels,
     protocol_of,
 )
-from eval.tables.contamination import clean_accuracy, flagged_questions
 
 
 def mcq_protocol(run: Run) -> dict[str, Any] | None:
@@ -103,14 +103,11 @@ def section(runs: list[Run], ref: Run | None, ctx: Context, out: Path) -> Sectio
             "**scoring**: `logits` reads the letter with the highest next-token logit; `generate` parses it from a "
             "greedy reply, and an unparsed reply counts as wrong.\n"
         )
-    flagged = flagged_questions(ctx.contamination)
-    if flagged is not None:
-        extra2["overall (clean) [95% CI]"] = lambda r: clean_accuracy(r, flagged, resamples, seed)
-        asked = {q for r in mcq_runs for qs in r.correct.values() for q in qs}
-        notes2.append(
-            f"**clean**: accuracy on the questions the contamination audit did not flag ({len(flagged & asked)} "
-            f"of the {len(asked)} asked were flagged; {Path(ctx.contamination).name}).\n"
-        )
+    audit = contamination.load_audit(ctx.contamination)
+    if audit is not None:
+        benches = tuple(c for c in paper.TABLE2_COLUMNS if c != "overall")
+        extra2 |= contamination.columns(audit, benches, resamples, seed)
+        notes2.append(contamination.note(mcq_runs, audit, benches))
     notes2 += outside_paper(mcq_runs, paper.TABLE2)
     paper2 = {name: values for name, values in paper.TABLE2.items() if name in comparable}
     md, text, rows = build_table(

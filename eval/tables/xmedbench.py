@@ -11,18 +11,24 @@ import numpy as np
 
 from eval.common.files import atomic_write_text
 from eval.metrics import stats
+from eval.tables import contamination
 from eval.tables.common import Context, Run, Section
 
 
-def table(runs: list[Run], resamples: int, seed: int) -> tuple[str, str, list[dict[str, Any]]]:
-    """Per system, XMedBench accuracy per source and in all, each with a percentile bootstrap 95% CI."""
+def table(runs: list[Run], resamples: int, seed: int, audit: contamination.Audit | None = None):
+    """Per system, XMedBench accuracy per source and in all, each with a percentile bootstrap 95% CI; with an
+    audit, a second row per system on the clean questions only (`<system> (clean)`)."""
     from eval.data.benchmarks import XMEDBENCH_SOURCES
 
     rows: list[dict[str, Any]] = []
     sources = [s for s in XMEDBENCH_SOURCES if any(f"xmedbench:{s}" in (r.mcq or {}).get("subjects", {}) for r in runs)]
-    for run in runs:
+    passes = [(run, False) for run in runs] + ([(run, True) for run in runs] if audit is not None else [])
+    for run, clean_only in passes:
         correct = run.correct.get("xmedbench", {})
-        row: dict[str, Any] = {"system": run.system}
+        if clean_only:
+            subset = contamination.subsets(run, audit)
+            correct = {q: v for q, v in correct.items() if subset[q] == "clean"}
+        row: dict[str, Any] = {"system": f"{run.system} (clean)" if clean_only else run.system}
         for source in [*sources, "all"]:
             values = np.array([v for q, v in correct.items() if source == "all" or q.split(":")[1] == source])
             if not len(values):
@@ -62,7 +68,14 @@ def section(runs: list[Run], ref: Run | None, ctx: Context, out: Path) -> Sectio
     if not xmed_runs:
         return None
     resamples, seed, footer = ctx.resamples, ctx.seed, ctx.footer
-    md, text, rows = table(xmed_runs, resamples, seed)
+    audit = contamination.load_audit(ctx.contamination)
+    md, text, rows = table(xmed_runs, resamples, seed, audit)
+    if audit is not None:
+        md += (
+            "\n`(clean)` rows: the same systems on the XMedBench questions the contamination audit covered and "
+            "found clean (its own row, never averaged into Table 2's `overall (clean)`); unchecked and uncovered "
+            "questions are left out.\n"
+        )
     md += (
         "\nSingle-answer questions only, read as Table 2 (the letter with the highest logit among the "
         "question's own options, A–E). Multiple-answer items are counted, not scored. `cmmlu-medical` repeats "
