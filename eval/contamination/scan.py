@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import itertools
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +22,7 @@ from eval.contamination.index import Index
 from eval.contamination.text import labelled, normalize_turns
 
 BATCH_LINES = 2048
-BATCH_CHARS = 4_000_000
+BATCH_CHARS = 2_000_000
 PIECE_CHARS = 262_144
 OVERLAP_CHARS = 8_192
 PARALLEL_MIN_BYTES = 32 << 20  # below this a pool costs more than it saves
@@ -41,16 +42,16 @@ def dialogue_turns(record: dict[str, Any]) -> tuple[list[str], list[str]]:
     return question, [output] if isinstance(output, str) else []
 
 
-def _units(turns: list[str]) -> list[list[str]]:
-    """A record as one unit, or a long one as pieces of PIECE_CHARS overlapping by OVERLAP_CHARS."""
+def _units(turns: list[str]) -> Iterator[list[str]]:
+    """A record as one unit, or a long one as pieces of PIECE_CHARS overlapping by OVERLAP_CHARS (made one at a
+    time, so a 30M-character record never exists twice)."""
     if sum(len(t) for t in turns) <= PIECE_CHARS:
-        return [turns]
-    units: list[list[str]] = []
+        yield turns
+        return
     step = PIECE_CHARS - OVERLAP_CHARS
     for turn in turns:
         for start in range(0, max(len(turn) - OVERLAP_CHARS, 1), step):
-            units.append([turn[start : start + PIECE_CHARS]])
-    return units
+            yield [turn[start : start + PIECE_CHARS]]
 
 
 def chunks(path: Path, parts: int) -> list[tuple[int, int]]:
@@ -90,8 +91,12 @@ class _Chunk:
         question, answer = dialogue_turns(record)
         turns = [t for t in question + answer if t]
         rid = record.get("id")
-        self.pending[self.records] = (str(rid) if isinstance(rid, str | int) and rid != "" else None, self.lines)
+        me = (str(rid) if isinstance(rid, str | int) and rid != "" else None, self.lines)
+        self.pending[self.records] = me
         for unit in _units(turns):
+            if self.chars >= BATCH_CHARS:  # a long record's pieces go out batch by batch
+                self.flush()
+                self.pending[self.records] = me
             self.units.append(unit)
             self.unit_record.append(self.records)
             self.chars += sum(len(t) for t in unit)
