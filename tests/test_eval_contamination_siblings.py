@@ -86,7 +86,7 @@ def _run(folder: Path, questions: list, correct) -> Path:
 def test_overall_clean_is_cmmlu_and_ceval_only_and_xmedbench_has_its_own_clean_row(audit, tmp_path: Path):
     from eval import report
 
-    result, planted, _, questions, root = audit
+    result, _, _, questions, root = audit
     # CMMLU and C-Eval always right, XMedBench always wrong: overall (clean) stays 100 whatever XMedBench does
     run = _run(tmp_path / "medasst", questions, lambda q: q.benchmark != "xmedbench")
     request = report.ReportRequest(runs=(str(run),), output=tmp_path / "out", resamples=50,
