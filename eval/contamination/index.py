@@ -44,7 +44,8 @@ class Index:
         for i, item in enumerate(exams):
             if not item.checkable:
                 continue
-            keys = [item.stem_ngrams] + [np.array([hashing.of_text(codepoints(a))], np.uint64) for a in item.anchors]
+            whole = np.array([hashing.of_text(codepoints(a)) for a in item.anchors], np.uint64)
+            keys = [item.stem_ngrams, item.option_ngrams, whole]
             lengths.update(len(a) for a in item.anchors)
             keys_i = np.unique(np.concatenate(keys))
             exam_keys.append(keys_i)

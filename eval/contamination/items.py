@@ -38,6 +38,7 @@ class ExamItem:
     stem_ngrams: np.ndarray = field(default_factory=lambda: np.empty(0, np.uint64))
     specific: np.ndarray = field(default_factory=lambda: np.empty(0, np.uint64))  # n-grams no sibling has
     anchors: list[str] = field(default_factory=list)  # whole-segment keys (stems and options under n)
+    option_ngrams: np.ndarray = field(default_factory=lambda: np.empty(0, np.uint64))  # of options of n and more
     siblings: list[str] = field(default_factory=list)
 
     @property
@@ -72,8 +73,12 @@ def prepare(items: list[ExamItem], n: int) -> list[dict]:
             users[segment].add(item.text)
     for item in items:
         item.stem_ngrams = np.unique(hashing.ngrams(codepoints(item.stem), n))
-        segments = [item.stem, *sorted(item.options, key=len, reverse=True)]
-        item.anchors = [s for s in segments[:2] if MIN_ANCHOR_CHARS <= len(s) < n and len(users[s]) < GENERIC_ITEMS]
+        # every specific segment is a key: a copy whose stem was edited is still found (as a candidate) by its
+        # options, and the exact check or the near-duplicate score decides
+        segments = [s for s in (item.stem, *item.options) if len(users[s]) < GENERIC_ITEMS]
+        item.anchors = sorted({s for s in segments if MIN_ANCHOR_CHARS <= len(s) < n})
+        long_options = [hashing.ngrams(codepoints(o), n) for o in item.options if o in segments and len(o) >= n]
+        item.option_ngrams = np.unique(np.concatenate(long_options)) if long_options else item.option_ngrams
         if item.checkable and not len(item.stem_ngrams) and not item.anchors:
             item.checkable, item.why_unchecked = False, "no stem or option specific enough to look for"
     # siblings: items of other text whose stems share n-grams (the case of an A3/A4 group)
