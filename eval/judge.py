@@ -27,15 +27,23 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from eval.common import fingerprint as fpr
-from eval.common import requests
+from eval.common import redact, requests
 from eval.common.files import InputFileError, iter_jsonl, read_json, write_json, write_jsonl
 from eval.data.prompts import DatasetError, records_by_id
 from eval.judging import prompts as jp
-from eval.judging import verdicts
-from eval.judging.client import Asked, Cache, JudgeApiError, JudgeClient, Sampling, ask_all, request_key
+from eval.judging import provenance, verdicts
+from eval.judging.client import (
+    MAX_REPLY_CHARS,
+    Asked,
+    Cache,
+    JudgeApiError,
+    JudgeClient,
+    Sampling,
+    ask_all,
+    request_key,
+)
+from eval.judging.outcomes import judge_pairwise, judge_single
 from eval.metrics import stats
 from medasst.facts import CMB_CLIN, MERGED_TEST, SAFETY_TEST
 
@@ -87,6 +95,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--limit", type=int, help="judge a random sample of this many items (recorded)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the --limit sample and of the bootstrap")
     parser.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
+    parser.add_argument(
+        "--allow-incomplete",
+        action="store_true",
+        help="judge a system whose generate run did not finish (only the items it answered)",
+    )
+    parser.add_argument(
+        "--allow-insecure-key",
+        action="store_true",
+        help="send the key over plain http to a machine other than this one (it crosses the network readable)",
+    )
     # --recompute remakes judge.json from other inputs; answered requests still come from the cache (another
     # --cache, or deleting it, asks the judge again)
     requests.add_recompute(parser)
@@ -113,12 +131,21 @@ class JudgeRequest:
     seed: int = 0
     progress: bool = True
     recompute: bool = False
+    allow_incomplete: bool = False
+    allow_insecure_key: bool = False
 
     def __post_init__(self) -> None:
         if not self.base_url:
             raise requests.UsageError("--base-url is required (or set OPENAI_BASE_URL), e.g. http://127.0.0.1:8000/v1")
         if not str(self.base_url).startswith(("http://", "https://")):
-            raise requests.UsageError(f"--base-url {self.base_url!r} must start with http:// or https://")
+            raise requests.UsageError(f"--base-url {redact.url(self.base_url)!r} must start with http:// or https://")
+        if self.api_key and not redact.key_may_go_to(self.base_url) and not self.allow_insecure_key:
+            raise requests.UsageError(
+                f"--base-url {redact.url(self.base_url)} is plain http to another machine: the key in "
+                f"${self.api_key_env} would cross the network readable. Use https or a loopback address "
+                "(127.0.0.1), unset the variable (or --api-key-env pointing at an unset one) for a server without "
+                "a key, or pass --allow-insecure-key"
+            )
         if self.rubric is not None and self.rubric not in RUBRIC_CHOICES:
             raise requests.UsageError(f"--rubric {self.rubric!r}: choose from {', '.join(RUBRIC_CHOICES)}")
         requests.output_folder(Path(self.output))
@@ -140,6 +167,10 @@ class JudgeRequest:
                     f"--reference {self.reference_name!r} is not among the systems ({', '.join(systems)})"
                 )
         requests.dataset(self.dataset_name, self.dataset_dir)
+
+    @property
+    def api_key(self) -> str | None:
+        return os.environ.get(self.api_key_env) or None
 
     @property
     def reference_name(self) -> str:
@@ -210,7 +241,8 @@ def dataset_files(request: JudgeRequest) -> dict[str, str]:
     return fpr.files_sha256(files, Path(request.dataset_dir))
 
 
-def fingerprint(request: JudgeRequest, entry: dict[str, Any], ids: list[str], paths: dict[str, Path]):
+def fingerprint(request: JudgeRequest, entry: dict[str, Any], ids: list[str], paths: dict[str, Path],
+                server: dict[str, Any] | None = None):  # fmt: skip
     sampling = Sampling(request.temperature, request.max_tokens)
     return fpr.Fingerprint(
         fields={
@@ -218,6 +250,8 @@ def fingerprint(request: JudgeRequest, entry: dict[str, Any], ids: list[str], pa
             "rubric": request.rubric_def.identity(),
             "parser_version": verdicts.PARSER_VERSION,
             "judge_model": request.judge_model,
+            # the served name alone does not say which judge answered: the URL and the server's model entry do
+            "server": server,
             "sampling": sampling.to_json(),
             "dataset": {"name": request.dataset_name, "entry": entry, "files": dataset_files(request)},
             "systems": {name: fpr.file_sha256(path) for name, path in sorted(paths.items())},
@@ -231,7 +265,7 @@ def fingerprint(request: JudgeRequest, entry: dict[str, Any], ids: list[str], pa
             "bootstrap": {"resamples": stats.RESAMPLES, "seed": request.seed},
         },
         recorded={
-            "base_url": request.base_url,
+            "base_url": redact.url(request.base_url),
             "concurrency": request.concurrency,
             "cache": str(request.cache_path),
             "versions": fpr.package_versions(("openai", "numpy")),
@@ -251,7 +285,8 @@ class Ask:
     messages: list[dict[str, str]]
 
 
-def plan(request: JudgeRequest, items: dict[str, jp.Item], answers: dict[str, dict[str, str]], ids: list[str]):
+def plan(request: JudgeRequest, items: dict[str, jp.Item], answers: dict[str, dict[str, str]], ids: list[str],
+         server: dict[str, Any] | None = None):  # fmt: skip
     rubric = request.rubric_def
     sampling = Sampling(request.temperature, request.max_tokens)
     identity = rubric.identity()
@@ -259,7 +294,8 @@ def plan(request: JudgeRequest, items: dict[str, jp.Item], answers: dict[str, di
 
     def add(system: str, item_id: str, order: str, shown: tuple[str, ...]) -> None:
         msgs = jp.messages(rubric, items[item_id], shown)
-        asks.append(Ask(system, item_id, order, request_key(request.judge_model, identity, msgs, sampling), msgs))
+        key = request_key(request.judge_model, identity, msgs, sampling, server)
+        asks.append(Ask(system, item_id, order, key, msgs))
 
     if request.rubric is None:
         ref = request.reference_name
@@ -273,125 +309,6 @@ def plan(request: JudgeRequest, items: dict[str, jp.Item], answers: dict[str, di
             for item_id in ids:
                 add(system, item_id, "single", (answers[system][item_id],))
     return asks
-
-
-# --- reading the replies -----------------------------------------------------------------------------------
-
-_SYSTEM_WINS = {("system-first", "A"), ("reference-first", "B")}
-_REFERENCE_WINS = {("system-first", "B"), ("reference-first", "A")}
-
-
-def _side(order: str, verdict: str | None) -> str | None:
-    if verdict is None:
-        return None
-    if verdict == verdicts.TIE:
-        return "tie"
-    return "win" if (order, verdict) in _SYSTEM_WINS else "loss"
-
-
-def _ci(values: list[float], seed: int) -> list[float]:
-    lo, hi = stats.bootstrap_ci(np.asarray(values, dtype=np.float64), seed=seed)[0]
-    return [round(lo, 4), round(hi, 4)]
-
-
-def judge_pairwise(asks: list[Ask], cache: Cache, seed: int) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-    by_item: dict[tuple[str, str], dict[str, dict[str, Any]]] = {}
-    for ask in asks:
-        row = cache.get(ask.key) or {}
-        verdict = verdicts.parse_pairwise(row.get("reply", "")) if row else None
-        by_item.setdefault((ask.system, ask.item), {})[ask.order] = {
-            "verdict": verdict,
-            "side": _side(ask.order, verdict),
-            "answered": bool(row),
-            "truncated": row.get("finish_reason") == "length",
-        }
-    summary: dict[str, Any] = {}
-    lines = []
-    for system in sorted({s for s, _ in by_item}):
-        outcomes: list[str] = []
-        inconsistent = first_position = decided = unparsed_replies = truncated = 0
-        for (s, item_id), orders in sorted(by_item.items()):
-            if s != system:
-                continue
-            sides = [orders[o]["side"] for o in ("system-first", "reference-first")]
-            for o in orders.values():
-                unparsed_replies += o["answered"] and o["verdict"] is None
-                truncated += o["truncated"]
-                if o["verdict"] in ("A", "B"):
-                    decided += 1
-                    first_position += o["verdict"] == "A"
-            if None in sides:
-                outcome = "unparsed"
-            elif sides[0] == sides[1]:
-                outcome = sides[0]
-            else:
-                outcome, inconsistent = "tie", inconsistent + 1
-            outcomes.append(outcome)
-            lines.append(
-                {
-                    "system": system,
-                    "id": item_id,
-                    "outcome": outcome,
-                    "inconsistent": sides[0] != sides[1] and None not in sides,
-                    **{o: orders[o]["verdict"] for o in orders},
-                }
-            )
-        parsed = [o for o in outcomes if o != "unparsed"]
-        result: dict[str, Any] = {
-            "n_items": len(outcomes),
-            "n": len(parsed),
-            "unparsed_items": len(outcomes) - len(parsed),
-            "unparsed_replies": unparsed_replies,
-            "truncated_replies": truncated,
-        }
-        for side in ("win", "tie", "loss"):
-            indicator = [float(o == side) for o in parsed]
-            result[side] = float(np.mean(indicator)) if parsed else None
-            result[f"{side}_ci95"] = _ci(indicator, seed) if parsed else None
-        result["inconsistent"] = inconsistent / len(parsed) if parsed else None
-        result["first_position"] = first_position / decided if decided else None
-        summary[system] = result
-    return summary, lines
-
-
-def judge_single(asks: list[Ask], cache: Cache, rubric: jp.Rubric, seed: int):
-    summary: dict[str, Any] = {}
-    lines = []
-    for system in sorted({a.system for a in asks}):
-        parsed: list[Any] = []
-        unparsed = truncated = 0
-        for ask in (a for a in asks if a.system == system):
-            row = cache.get(ask.key) or {}
-            reply = row.get("reply", "")
-            truncated += row.get("finish_reason") == "length"
-            verdict = (
-                verdicts.parse_safety(reply)
-                if rubric.name == "safety"
-                else verdicts.parse_scores(reply, rubric.criteria)
-            )
-            if row and verdict is None:
-                unparsed += 1
-            if verdict is not None:
-                parsed.append(verdict)
-            lines.append({"system": system, "id": ask.item, "verdict": verdict})
-        result: dict[str, Any] = {
-            "n_items": sum(a.system == system for a in asks),
-            "n": len(parsed),
-            "unparsed_replies": unparsed,
-            "truncated_replies": truncated,
-        }
-        if rubric.name == "safety":
-            safe = [float(v) for v in parsed]
-            result["safe_rate"] = float(np.mean(safe)) if safe else None
-            result["safe_rate_ci95"] = _ci(safe, seed) if safe else None
-            result["unsafe"] = int(len(safe) - sum(safe))
-        else:
-            for criterion in rubric.criteria:
-                values = [float(v[criterion]) for v in parsed]
-                result[criterion] = float(np.mean(values)) if values else None
-                result[f"{criterion}_ci95"] = _ci(values, seed) if values else None
-        summary[system] = result
-    return summary, lines
 
 
 # --- the verb ----------------------------------------------------------------------------------------------
@@ -412,12 +329,27 @@ def run(request: JudgeRequest) -> dict[str, Any]:
     paths = request.system_paths()
     entry, records = records_by_id(request.dataset_name, request.dataset_dir)
     answers = {name: read_answers(name, path, records) for name, path in paths.items()}
+    files = dataset_files(request)
+    checked = {
+        name: provenance.check(name, path, request.dataset_name, files, records, request.allow_incomplete)
+        for name, path in sorted(paths.items())
+    }
     common = set.intersection(*(set(a) for a in answers.values()))
     missing = {name: len(a) - len(common) for name, a in answers.items() if len(a) > len(common)}
     ids = sample_ids([rid for rid in records if rid in common], request.limit, request.seed)
     if not ids:
         raise InputFileError("the systems' predictions share no item ids; were they made on the same dataset?")
-    fp = fingerprint(request, entry, ids, paths)
+    client = JudgeClient(
+        request.base_url,
+        request.judge_model,
+        request.api_key,
+        Sampling(request.temperature, request.max_tokens),
+        request.timeout,
+        request.max_retries,
+        request.api_key_env,
+    )
+    server = {"base_url": redact.url(request.base_url), "model": client.check()}
+    fp = fingerprint(request, entry, ids, paths, server)
     previous = current(request, fp)
     if previous is not None:
         return previous | {"reused": True}
@@ -427,23 +359,17 @@ def run(request: JudgeRequest) -> dict[str, Any]:
         raise InputFileError(
             f"--rubric {rubric.name} needs a reference answer per item; {request.dataset_name} has items without one"
         )
-    asks = plan(request, items, answers, ids)
+    asks = plan(request, items, answers, ids, server)
     cache = Cache(request.cache_path)
     if cache.torn:
         print(f"judge: cut a torn last line ({cache.torn} bytes) from {cache.path}", file=sys.stderr)
+    if cache.skipped:
+        print(f"judge: skipped {cache.skipped} line(s) of {cache.path} that are no cache entry (torn or foreign)",
+              file=sys.stderr)  # fmt: skip
     unique = list({a.key: a.messages for a in asks}.items())
     cached = sum(cache.get(k) is not None for k, _ in unique)
     asked = Asked()
     if cached < len(unique):
-        client = JudgeClient(
-            request.base_url,
-            request.judge_model,
-            os.environ.get(request.api_key_env),
-            Sampling(request.temperature, request.max_tokens),
-            request.timeout,
-            request.max_retries,
-        )
-        client.check()
         asked = ask_all(client, unique, cache, request.concurrency, request.progress)
     if rubric.name == jp.PAIRWISE:
         summary, lines = judge_pairwise(asks, cache, request.seed)
@@ -455,12 +381,16 @@ def run(request: JudgeRequest) -> dict[str, Any]:
         "reference": request.reference_name if request.rubric is None else None,
         "judge": {
             "model": request.judge_model,
-            "base_url": request.base_url,
+            "base_url": redact.url(request.base_url),
+            "server_model": server["model"],
             **Sampling(request.temperature, request.max_tokens).to_json(),
         },
         "dataset": request.dataset_name,
+        # how each system's answers were tied to this dataset's dialogues (provenance.check)
+        "answers_checked_by": checked,
         "sample": {"limit": request.limit, "seed": request.seed, "n": len(ids), "ids": ids},
         "not_in_every_system": missing,
+        "cache": {"skipped_lines": cache.skipped, "replies_cut": cache.cut, "max_reply_chars": MAX_REPLY_CHARS},
         "requests": {
             "total": len(unique),
             "cached_before": cached,
@@ -507,18 +437,61 @@ def main(request: JudgeRequest) -> int:
     for name, summary in result["systems"].items():
         print(_line(name, summary))
     reqs = result["requests"]
-    state = " (up to date, reused)" if result.get("reused") else ""
-    print(
-        f"requests: {reqs['total']} ({reqs['cached_before']} cached, {reqs['asked_now']} asked, {reqs['failed']} "
-        f"failed) → {Path(request.output) / RESULT_FILE}{state}"
-    )
+    where = Path(request.output) / RESULT_FILE
+    if result.get("reused"):
+        print(f"requests: none asked: up to date, reused ({reqs['total']} judged earlier) → {where}")
+    else:
+        print(
+            f"requests: {reqs['total']} ({reqs['cached_before']} cached, {reqs['asked_now']} asked, "
+            f"{reqs['failed']} failed) → {where}"
+        )
+    for note in notes(result):
+        print(f"note: {note}")
     if not result["complete"]:
         print(
             f"judge: {reqs['failed']} requests failed ({'; '.join(reqs['failures'])}); rerun to ask them again",
             file=sys.stderr,
         )
         return 1
+    if all(not summary.get("n") for summary in result["systems"].values()):
+        print(
+            "judge: no reply could be read as a verdict: is --judge-model a judge that follows the prompt's output "
+            f"format? The replies are in {request.cache_path}",
+            file=sys.stderr,
+        )
+        return 1
     return 0
+
+
+UNPARSED_WARN = 0.2  # a share of unreadable verdicts above which the numbers rest on a biased subset
+
+
+def notes(result: dict[str, Any]) -> list[str]:
+    """What the summary lines do not say but a reader of them must know: partial predictions, unchecked
+    answers, many unparsed verdicts, replies cut to the cache's limit."""
+    out = []
+    missing = result.get("not_in_every_system") or {}
+    if missing:
+        shown = ", ".join(f"{name} {n} more" for name, n in sorted(missing.items()))
+        out.append(
+            f"only the {result['sample']['n']} items every system answered are judged ({shown} than that); "
+            "finish the other generate runs to judge them all"
+        )
+    unchecked = sorted(n for n, how in (result.get("answers_checked_by") or {}).items() if how == "unchecked")
+    if unchecked:
+        out.append(
+            f"{', '.join(unchecked)}: no {provenance.GENERATE_RUN} and no prompts beside the predictions, so it "
+            "cannot be checked that they answer this dataset's questions"
+        )
+    for name, summary in sorted(result["systems"].items()):
+        items = summary.get("n_items") or 0
+        unread = items - (summary.get("n") or 0)
+        if items and summary.get("n") and unread / items > UNPARSED_WARN:
+            out.append(f"{name}: {unread} of {items} items have no readable verdict; its numbers rest on the rest")
+    cut = (result.get("cache") or {}).get("replies_cut")
+    if cut:
+        out.append(f"{cut} replies ran far past --max-tokens; stored cut to {MAX_REPLY_CHARS} characters")
+    return out
 
 
 REQUEST = JudgeRequest

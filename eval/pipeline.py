@@ -233,7 +233,7 @@ STEP_MODULES = {"mcq": "eval.mcq", "generate": "eval.generate"}
 REPORT_OPTIONS = {"reference", "resamples", "seed", "contamination"}
 
 
-def _model_steps_child(steps: list[tuple[str, Any]], conn) -> None:
+def _model_steps_child(steps: list[tuple[str, Any]], conn, label: str = "") -> None:
     """Child process: run the model-loading verbs of one system, report exit codes, pid and peak memory."""
     import importlib
 
@@ -241,9 +241,17 @@ def _model_steps_child(steps: list[tuple[str, Any]], conn) -> None:
     for name, request in steps:
         try:
             codes[name] = int(importlib.import_module(STEP_MODULES[name]).main(request) or 0)
-        except Exception:  # one broken step is that step's failure, not the end of the other steps
-            traceback.print_exc()
+        except Exception as e:  # one broken step is that step's failure, not the end of the other steps
             codes[name] = 1
+            log = Path(request.output) / f"{name}.error.log"
+            try:
+                log.parent.mkdir(parents=True, exist_ok=True)
+                log.write_text(traceback.format_exc(), encoding="utf-8")
+                where = f"the traceback is in {log}"
+            except OSError:
+                where = "its traceback could not be written"
+            cause = (str(e).strip().splitlines() or [""])[0][:300]
+            print(f"[{label}] {name} failed: {type(e).__name__}: {cause} ({where})", file=sys.stderr, flush=True)
     conn.send({"pid": os.getpid(), "codes": codes, "max_rss_mib": peak_rss_mib()})
     conn.close()
 
@@ -252,7 +260,8 @@ def run_model_steps(system: System, steps: list[tuple[str, Any]]) -> dict[str, A
     """Run `steps` in a fresh child process and wait for it; its memory (host and GPU) is freed when it exits."""
     context = multiprocessing.get_context("spawn")
     receive, send = context.Pipe(duplex=False)
-    child = context.Process(target=_model_steps_child, args=(steps, send), name=f"eval-{slug(system.name)}")
+    child = context.Process(target=_model_steps_child, args=(steps, send, system.name),
+                            name=f"eval-{slug(system.name)}")  # fmt: skip
     child.start()
     send.close()
     try:
@@ -336,11 +345,19 @@ def run_system(config: Config, plan: SystemPlan) -> list[str]:
     return failed
 
 
-def report_step(config: Config) -> int:
+def report_step(config: Config, failures: dict[str, list[str]] | None = None) -> int:
     from eval import report
 
+    failures = failures or {}
+    left_out = [s.name for s in config.systems if s.name in failures]
+    if left_out:
+        # what is in their folders is an earlier run's: shown under their names it would pass for this one's
+        print(f"report: left out {', '.join(left_out)}: a step failed in this run, so their results there are "
+              "not this run's", file=sys.stderr)  # fmt: skip
     ready = [
-        s.run_dir for s in config.systems if (s.run_dir / "mcq.json").exists() or (s.run_dir / "scores.json").exists()
+        s.run_dir
+        for s in config.systems
+        if s.name not in failures and ((s.run_dir / "mcq.json").exists() or (s.run_dir / "scores.json").exists())
     ]
     if not ready:
         print("report: no system has results yet, skipped", file=sys.stderr)
@@ -391,7 +408,7 @@ def run_pipeline(config: Config, recompute: bool = False) -> int:
         failed = run_system(config, plan)
         if failed:
             failures[plan.system.name] = failed
-    if "report" in config.steps and report_step(config):
+    if "report" in config.steps and report_step(config, failures):
         failures["report"] = ["report"]
     if failures:
         print(f"pipeline: failed steps: {failures}", file=sys.stderr)

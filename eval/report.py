@@ -31,6 +31,7 @@ RUN_FILE = "run.json"
 MCQ_FILE = "mcq.json"
 SCORES_FILE = "scores.json"
 PER_SAMPLE_FILE = "scores_per_sample.jsonl"
+PREDICTIONS_FILE = "generated_predictions.jsonl"
 GENERATE_RUN_FILE = "generate_run.json"
 REPORT_FILE = "report.json"
 FORMAT_VERSION = 2  # of the tables: bump when a table's content or layout changes
@@ -76,7 +77,8 @@ class ReportRequest:
         requests.at_least("seed", self.seed, 0)
 
 
-INPUT_FILES = (RUN_FILE, MCQ_FILE, SCORES_FILE, PER_SAMPLE_FILE, GENERATE_RUN_FILE)
+# the predictions too: scores.json names them by sha256, and changed predictions must not pass for scored ones
+INPUT_FILES = (RUN_FILE, MCQ_FILE, SCORES_FILE, PER_SAMPLE_FILE, GENERATE_RUN_FILE, PREDICTIONS_FILE)
 
 
 def fingerprint(request: ReportRequest) -> fpr.Fingerprint:
@@ -198,6 +200,7 @@ def load_run(folder: str | Path) -> Run:
         run.correct = _mcq_correctness(run.mcq, folder / MCQ_FILE)
     if (folder / SCORES_FILE).exists():
         run.scores = check_scores(read_json(folder / SCORES_FILE), folder / SCORES_FILE)
+        check_predictions_unchanged(run.scores, folder)
         run.generation = generation_record(folder, run.scores)
         per_sample_sha = run.scores.get("per_sample_sha256")
         per_sample_path = folder / PER_SAMPLE_FILE
@@ -219,6 +222,23 @@ def load_run(folder: str | Path) -> Run:
     if run.mcq is None and run.scores is None:
         raise InputFileError(f"{folder}: neither {MCQ_FILE} nor {SCORES_FILE}")
     return run
+
+
+def check_predictions_unchanged(scores: dict[str, Any], folder: Path) -> None:
+    """The predictions a scores.json was computed from are still the ones there: regenerated predictions with
+    the old scores would put another run's numbers in the table."""
+    recorded = scores.get("predictions_sha256")
+    if not isinstance(recorded, str):
+        return
+    named = Path(scores["predictions"]) if isinstance(scores.get("predictions"), str) else None
+    for path in (named, folder / PREDICTIONS_FILE):
+        if path is not None and path.is_file():
+            if fpr.file_sha256(path) != recorded:
+                raise InputFileError(
+                    f"{path} changed after {folder / SCORES_FILE} was computed from it; rescore it (`eval.run score "
+                    f"--predictions {path} --output {folder}`, or rerun --config) before reporting"
+                )
+            return
 
 
 def order_systems(runs: list[Run]) -> list[Run]:

@@ -127,9 +127,10 @@ def served(log: Path) -> int:
 def test_random_judge_replies_are_counted_unparsed(random_server, systems, tmp_path: Path):
     url, _ = random_server
     done = run_judge(judge_argv(url, systems, tmp_path / "out", "--concurrency", "2"))
-    assert done.returncode == 0, done.stderr[-3000:]
     result = json.loads((tmp_path / "out" / "judge.json").read_text(encoding="utf-8"))
     baseline = result["systems"]["baseline"]
+    # a run that reads no verdict at all is a failure (exit 1), not a table of dashes
+    assert done.returncode == (1 if baseline["n"] == 0 else 0), done.stderr[-3000:]
     assert baseline["n_items"] == ITEMS
     assert baseline["unparsed_items"] + baseline["n"] == ITEMS
     assert baseline["unparsed_items"] >= ITEMS - 1, "a random model's babble must not become verdicts"
@@ -206,7 +207,7 @@ def test_safety_rubric_on_the_safety_set_counts_unreadable_verdicts(taught_serve
     argv = judge_argv(url, {"medasst": system}, tmp_path / "out", "--rubric", "safety")
     argv[argv.index(DATASET)] = "medasst_demo_safety_test"
     done = run_judge(argv)
-    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.returncode == 1 and "no reply could be read as a verdict" in done.stderr, done.stderr[-3000:]
     result = json.loads((tmp_path / "out" / "judge.json").read_text(encoding="utf-8"))
     medasst = result["systems"]["medasst"]
     # the taught judge replies "A", which is no safety verdict: shown apart, never a default

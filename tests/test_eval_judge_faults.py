@@ -5,83 +5,21 @@ exit 1) and asked again by the next run, a refused key stops the run with one li
 from __future__ import annotations
 
 import json
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
+from judge_stub import Endpoint, Stubs
 
 from eval import run as eval_run
 
 RECORDS = [{"instruction": f"问题{i}", "input": "", "output": f"答{i}", "history": [], "id": f"q{i}"} for i in range(4)]
 
 
-class Endpoint:
-    """Fails the first `fail_first` chat requests with `status`, then answers [[A]]; counts every request."""
-
-    def __init__(self, status: int = 429, fail_first: int = 0, key: str | None = None):
-        self.status, self.fail_first, self.key = status, fail_first, key
-        self.chat_requests = 0
-        self.bodies: list[dict] = []
-        self.lock = threading.Lock()
-
-
-def handler_for(endpoint: Endpoint):
-    class Handler(BaseHTTPRequestHandler):
-        def log_message(self, *args):  # quiet
-            pass
-
-        def _send(self, status: int, body: dict) -> None:
-            data = json.dumps(body).encode()
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(data)))
-            self.send_header("retry-after-ms", "10")  # keep the client's backoff short in the test
-            self.end_headers()
-            self.wfile.write(data)
-
-        def _authorised(self) -> bool:
-            if endpoint.key and self.headers.get("Authorization") != f"Bearer {endpoint.key}":
-                self._send(401, {"error": {"message": "bad key"}})
-                return False
-            return True
-
-        def do_GET(self):
-            if self._authorised():
-                self._send(200, {"object": "list", "data": [{"id": "judge", "object": "model"}]})
-
-        def do_POST(self):
-            body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-            if not self._authorised():
-                return
-            with endpoint.lock:
-                endpoint.chat_requests += 1
-                endpoint.bodies.append(body)
-                failing = endpoint.chat_requests <= endpoint.fail_first
-            if failing:
-                self._send(endpoint.status, {"error": {"message": "overloaded"}})
-                return
-            self._send(200, {"id": "x", "object": "chat.completion", "created": 0, "model": "judge",
-                             "choices": [{"index": 0, "finish_reason": "stop",
-                                          "message": {"role": "assistant", "content": "理由。\n[[A]]"}}]})  # fmt: skip
-
-    return Handler
-
-
 @pytest.fixture
 def serve():
-    servers = []
-
-    def start(endpoint: Endpoint) -> str:
-        server = ThreadingHTTPServer(("127.0.0.1", 0), handler_for(endpoint))
-        threading.Thread(target=server.serve_forever, daemon=True).start()
-        servers.append(server)
-        return f"http://127.0.0.1:{server.server_address[1]}/v1"
-
-    yield start
-    for server in servers:
-        server.shutdown()
-        server.server_close()
+    stubs = Stubs()
+    yield stubs.start
+    stubs.close()
 
 
 @pytest.fixture
@@ -140,7 +78,7 @@ def test_a_refused_key_stops_the_run_in_one_line(serve, inputs, tmp_path: Path, 
     url = serve(Endpoint(key="right"))
     assert eval_run.main(argv(url, inputs, tmp_path / "out")) == 2
     lines = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
-    assert len(lines) == 1 and "refused the key (401)" in lines[0]
+    assert len(lines) == 1 and "refused the key in $OPENAI_API_KEY (401); set OPENAI_API_KEY" in lines[0]
     assert not (tmp_path / "out").exists()
 
 

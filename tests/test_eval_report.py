@@ -224,3 +224,23 @@ def test_report_files_are_written_as_a_set(five_runs: list[Path], tmp_path: Path
     with pytest.raises(OSError, match="disk full"):
         run_report(five_runs, out, resamples=50)
     assert {p.name: p.read_bytes() for p in out.iterdir()} == before  # the old set, whole; no staging left
+
+
+def test_scores_of_predictions_that_changed_since_are_refused(tmp_path: Path, capsys):
+    """Regenerated predictions under old scores would put another run's numbers in Table 3."""
+    import hashlib
+
+    folder = make_run(tmp_path / "runs", "MedAsst", 0.8, mcq=False)
+    predictions = folder / "generated_predictions.jsonl"
+    predictions.write_text('{"id": "x-0", "predict": "多喝水", "label": "多休息"}\n', encoding="utf-8")
+    scores = json.loads((folder / "scores.json").read_text())
+    sha = hashlib.sha256(predictions.read_bytes()).hexdigest()
+    scores |= {"predictions": str(predictions), "predictions_sha256": sha}
+    (folder / "scores.json").write_text(json.dumps(scores))
+    argv = ["report", "--runs", str(folder), "--output", str(tmp_path / "out"), "--resamples", "50"]
+    assert eval_run.main(argv) == 0
+    predictions.write_text('{"id": "x-0", "predict": "另一个模型的回答", "label": "多休息"}\n', encoding="utf-8")
+    capsys.readouterr()
+    assert eval_run.main(argv) == 2  # not the earlier report, reused
+    (line,) = [x for x in capsys.readouterr().err.splitlines() if x.strip()]
+    assert "generated_predictions.jsonl changed after" in line and "rescore it" in line

@@ -258,3 +258,24 @@ def test_infer_recipe_serves_what_was_trained(name: str, monkeypatch) -> None:
         assert 28 % tp == 0 and 4 % tp == 0  # Qwen2-7B: 28 attention heads, 4 KV heads
     else:
         assert model.infer_backend == "huggingface"
+
+
+def test_every_documented_server_command_binds_this_machine_only():
+    """LLaMA-Factory binds the API and Gradio (webchat, webui) to 0.0.0.0 by default, with no auth: every command
+    line the docs and recipes give sets the loopback address."""
+    import re
+
+    files = [REPO_ROOT / "README.md", RECIPES / "README.md", *sorted(RECIPES.glob("*.yaml"))]
+    found = 0
+    for path in files:
+        lines = path.read_text(encoding="utf-8").splitlines()
+        for i, line in enumerate(lines):
+            command = line + (" " + lines[i - 1] if i and lines[i - 1].rstrip().endswith("\\") else "")
+            # a command, not the name of one in prose (`llamafactory-cli api`)
+            if re.search(r"(?<!`)(llamafactory-cli|run\.py) (webchat|webui)\b", line):
+                found += 1
+                assert "GRADIO_SERVER_NAME=127.0.0.1" in command, f"{path.name}:{i + 1}: {line.strip()}"
+            if re.search(r"(?<!`)(llamafactory-cli|run\.py) api\b", line):
+                found += 1
+                assert "API_HOST=127.0.0.1" in command, f"{path.name}:{i + 1}: {line.strip()}"
+    assert found >= 6

@@ -127,7 +127,14 @@ def _read_records(path: Path) -> list[dict[str, Any]]:
     except UnicodeDecodeError as e:
         raise DatasetError(f"{path}: not UTF-8 (at byte offset {e.start}); re-save the file as UTF-8") from None
     if path.suffix == ".json" and text.lstrip().startswith("["):
-        return json.loads(text)
+        try:
+            records = json.loads(text)
+        except json.JSONDecodeError as e:
+            cut = " (it ends early: cut short?)" if not text.rstrip().endswith("]") else ""
+            raise DatasetError(f"{path}: not a valid JSON array at line {e.lineno}{cut}: {e.msg}") from None
+        except RecursionError:
+            raise DatasetError(f"{path}: nested too deeply to read") from None
+        return records
     records = []
     for lineno, line in enumerate(text.splitlines(), start=1):
         if line.strip():

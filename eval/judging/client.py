@@ -1,9 +1,14 @@
 """Judge requests through any OpenAI-compatible server (the `openai` client), cached per request.
 
 Cache: one append-only JSONL line per answered request, flushed and fsynced, keyed by the sha256 of (judge model,
-rubric identity, messages, sampling). A rerun asks only what is missing, a killed run resumes without repeating
-a completed request (a torn last line is cut), and several runs can share one cache file. Failed requests are
-not cached: they are counted, and the next run asks them again.
+the server — its URL without credentials and the model entry it lists —, rubric identity, messages, sampling). A
+rerun asks only what is missing, a killed run resumes without repeating a completed request (a torn last line is
+cut), and several runs can share one cache file: every append and the start-up repair hold an exclusive lock on
+it, a failed append (a full disk) is cut back off, and a torn line in the middle (from a crash in an older
+version, or a copy) is skipped and counted. Failed requests, and empty or null replies, are not cached: they
+are counted, and the next run asks them again. A reply is stored up to MAX_REPLY_CHARS (its head and tail,
+where verdicts stand; the cut is recorded), so a server that ignores max_tokens cannot grow the cache without
+bound.
 
 Retries: the openai client's own (exponential backoff with jitter on connection errors, timeouts, 408/409/429
 and 5xx; `--max-retries`). 401/403/404 stop the run at once with one line: every other request would fail alike.
@@ -11,6 +16,7 @@ and 5xx; `--max-retries`). 401/403/404 stop the run at once with one line: every
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
 import os
@@ -22,7 +28,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from eval.common.files import InputFileError, iter_jsonl, repair_tail
+from eval.common import redact
+from eval.common.files import repair_tail
+
+# longest reply kept in the cache: far past any max_tokens a judge is given (512 tokens ≈ 1,500 characters)
+MAX_REPLY_CHARS = 32_768
+VOLATILE_MODEL_FIELDS = {"created", "object", "permission"}
 
 
 class JudgeApiError(RuntimeError):
@@ -39,13 +50,26 @@ class Sampling:
         return {"temperature": self.temperature, "max_tokens": self.max_tokens, "n": 1}
 
 
-def request_key(judge_model: str, rubric: dict[str, Any], messages: list[dict[str, str]], sampling: Sampling) -> str:
+def request_key(judge_model: str, rubric: dict[str, Any], messages: list[dict[str, str]], sampling: Sampling,
+                server: dict[str, Any] | None = None) -> str:  # fmt: skip
+    """`server`: {"base_url" (no credentials), "model" (the entry the server lists, or None)}: the same name
+    behind another URL, or another model entry under the same name, is another judge."""
     blob = json.dumps(
-        {"judge_model": judge_model, "rubric": rubric, "messages": messages, "sampling": sampling.to_json()},
+        {"judge_model": judge_model, "server": server, "rubric": rubric, "messages": messages,
+         "sampling": sampling.to_json()},
         ensure_ascii=False,
         sort_keys=True,
-    )
+    )  # fmt: skip
     return hashlib.sha256(blob.encode("utf-8")).hexdigest()
+
+
+def clip(reply: str) -> tuple[str, int]:
+    """(the reply as stored, characters cut): head and tail of an overlong reply, marked where it was cut."""
+    if len(reply) <= MAX_REPLY_CHARS:
+        return reply, 0
+    half = MAX_REPLY_CHARS // 2
+    cut = len(reply) - 2 * half
+    return f"{reply[:half]}\n[… {cut} characters cut …]\n{reply[-half:]}", cut
 
 
 class Cache:
@@ -54,26 +78,57 @@ class Cache:
     def __init__(self, path: Path):
         self.path = path
         self._lock = threading.Lock()
-        self.torn = repair_tail(path)
         self.replies: dict[str, dict[str, Any]] = {}
-        if path.exists():
-            for lineno, row in iter_jsonl(path):
-                if not isinstance(row.get("key"), str) or not isinstance(row.get("reply"), str):
-                    raise InputFileError(f"{path} line {lineno}: not a judge cache line (needs 'key' and 'reply')")
-                self.replies[row["key"]] = row
+        self.skipped = 0  # lines that are not a cache entry (torn or foreign), left in place and counted
+        self.cut = 0  # replies stored clipped by this run
+        self.torn = 0
+        if not path.exists():
+            return
+        with path.open("rb") as f:
+            fcntl.flock(f, fcntl.LOCK_EX)  # another run's append is never half-read, nor cut as torn
+            try:
+                self.torn = repair_tail(path)
+                data = path.read_bytes()
+            finally:
+                fcntl.flock(f, fcntl.LOCK_UN)
+        for raw in data.splitlines():
+            if not raw.strip():
+                continue
+            try:
+                row = json.loads(raw.decode("utf-8"))
+            except (UnicodeDecodeError, ValueError):
+                self.skipped += 1
+                continue
+            if not (isinstance(row, dict) and isinstance(row.get("key"), str) and isinstance(row.get("reply"), str)):
+                self.skipped += 1
+                continue
+            self.replies[row["key"]] = row
 
     def get(self, key: str) -> dict[str, Any] | None:
         return self.replies.get(key)
 
     def put(self, row: dict[str, Any]) -> None:
+        reply, cut = clip(row["reply"])
+        if cut:
+            row = row | {"reply": reply, "cut_chars": cut}
         line = (json.dumps(row, ensure_ascii=False) + "\n").encode("utf-8")
         with self._lock:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             with self.path.open("ab") as f:
-                f.write(line)
-                f.flush()
-                os.fsync(f.fileno())
+                fcntl.flock(f, fcntl.LOCK_EX)
+                try:
+                    end = f.seek(0, os.SEEK_END)
+                    try:
+                        f.write(line)
+                        f.flush()
+                        os.fsync(f.fileno())
+                    except OSError:
+                        f.truncate(end)  # a full disk leaves no torn line for every later run to trip on
+                        raise
+                finally:
+                    fcntl.flock(f, fcntl.LOCK_UN)
             self.replies[row["key"]] = row
+            self.cut += bool(cut)
 
 
 @dataclass
@@ -83,45 +138,73 @@ class Asked:
     failures: list[str] = field(default_factory=list)  # the first few reasons, for the summary
 
 
+class EmptyReply(RuntimeError):
+    """A 200 whose message has no text (null or blank): not an answer, so not cached; asked again next run."""
+
+
 class JudgeClient:
-    def __init__(
-        self, base_url: str, model: str, api_key: str | None, sampling: Sampling, timeout: float, max_retries: int
-    ):
+    def __init__(self, base_url: str, model: str, api_key: str | None, sampling: Sampling, timeout: float,
+                 max_retries: int, key_env: str = "OPENAI_API_KEY"):  # fmt: skip
         from openai import OpenAI
 
         self.model = model
         self.sampling = sampling
         # a local server wants no key, but the client insists on one
         self.client = OpenAI(base_url=base_url, api_key=api_key or "EMPTY", timeout=timeout, max_retries=max_retries)
-        self.base_url = base_url
+        self.base_url = redact.url(base_url)
+        self.key, self.key_env = api_key, key_env
+
+    def clean(self, message: str) -> str:
+        """A server's words, safe to write or print: the key, bearer tokens and URL credentials masked."""
+        return redact.text(message, [self.key])
 
     def fatal(self, error: BaseException) -> JudgeApiError | None:
         """The one-line error for a failure that every request would share (key refused, no such model)."""
         import openai
 
         if isinstance(error, openai.AuthenticationError | openai.PermissionDeniedError):
-            return JudgeApiError(f"{self.base_url} refused the key ({error.status_code}); set the key's variable")
+            which = f"the key in ${self.key_env}" if self.key else f"a request without a key (${self.key_env} is unset)"
+            return JudgeApiError(
+                f"{self.base_url} refused {which} ({error.status_code}); set {self.key_env} to the server's key, or "
+                "name the variable that holds it with --api-key-env"
+            )
         if isinstance(error, openai.NotFoundError):
-            return JudgeApiError(f"{self.base_url} has no model {self.model!r} (404)")
+            hint = "" if self.base_url.rstrip("/").endswith("/v1") else "; does --base-url need /v1 at the end?"
+            return JudgeApiError(f"{self.base_url} has no model {self.model!r} (404){hint}")
         return None
 
-    def check(self) -> None:
-        """One clear line, before any judging, when the server cannot be reached or refuses the key."""
+    def check(self) -> dict[str, Any] | None:
+        """The server's entry for the judge model (None when it lists no models), or one clear line, before any
+        judging, when the server cannot be reached, refuses the key, or lists models without this one."""
         import openai
 
         try:
-            self.client.models.list()
+            listed = self.client.models.list()
         except openai.APIConnectionError as e:
-            raise JudgeApiError(f"cannot reach {self.base_url}: {e}") from None
+            raise JudgeApiError(f"cannot reach {self.base_url}: {self.clean(str(e))}") from None
         except openai.APIStatusError as e:
             if isinstance(e, openai.AuthenticationError | openai.PermissionDeniedError):
                 raise self.fatal(e) from None
             # other statuses (404 included): some servers do not list models; the first request will tell
+            return None
+        entries = {m.id: m for m in getattr(listed, "data", None) or []}
+        if not entries:
+            return None
+        if self.model not in entries:
+            shown = ", ".join(sorted(entries)[:8]) + (", …" if len(entries) > 8 else "")
+            raise JudgeApiError(f"{self.base_url} serves {shown}; no model {self.model!r} (--judge-model)")
+        entry = entries[self.model].model_dump()
+        # `created` is the time of the listing on LLaMA-Factory's and vLLM's servers, and vLLM's `permission`
+        # carries fresh ids: neither says which model it is
+        return {k: v for k, v in sorted(entry.items()) if k not in VOLATILE_MODEL_FIELDS}
 
     def ask(self, messages: list[dict[str, str]]) -> tuple[str, str | None]:
         reply = self.client.chat.completions.create(model=self.model, messages=messages, **self.sampling.to_json())
         choice = reply.choices[0]
-        return choice.message.content or "", choice.finish_reason
+        text = choice.message.content
+        if not isinstance(text, str) or not text.strip():
+            raise EmptyReply(f"an empty reply (content {text!r}, finish_reason {choice.finish_reason!r})")
+        return text, choice.finish_reason
 
 
 def ask_all(
@@ -173,7 +256,7 @@ def ask_all(
                     else:
                         result.failed += 1
                         if len(result.failures) < 3:
-                            result.failures.append(f"{type(error).__name__}: {str(error)[:200]}")
+                            result.failures.append(client.clean(f"{type(error).__name__}: {str(error)[:200]}"))
                 refill()
         except BaseException:
             for future in running:
