@@ -1,7 +1,8 @@
 """Recall of the contamination audit on copies of real shipped questions, drawn at random (seeded) from every
 paper subject, short stems included, each planted in one verbatim layout (LLaMA-Factory's eval prompt, every
-label style, no labels, one line, reordered, full-width, in `history`, in an answer listing several questions).
-Two subjects get no plant and must show no flag; the demo's converted training data is the negative control."""
+label style, no labels, one line, reordered, full-width, stem and options in two turns, in `history`, in an
+answer listing several questions). Two subjects get no plant and must show no flag; the demo's converted
+training data is the negative control."""
 
 from __future__ import annotations
 
@@ -69,6 +70,9 @@ def layout(name: str, q, rng: random.Random) -> dict:
         rng.shuffle(order)
         body = q.question + "\n" + _options(q, [f"{c}. " for c in "ABCDE"], order)
         return {"instruction": body, "output": f"答案：{_letter(q, order)}"}
+    if name == "split_turns":  # Alpaca: the stem as instruction, the options as input, the letter as output
+        return {"instruction": q.question, "input": _options(q, [f"{c}. " for c in "ABCDE"], order),
+                "output": q.answer}  # fmt: skip
     if name == "history":
         prompt = HEADER.format(subject) + q.question + "\n" + _options(q, [f"{c}. " for c in "ABCDE"], order)
         history = [[prompt + "\n答案：", q.answer]]
@@ -77,7 +81,7 @@ def layout(name: str, q, rng: random.Random) -> dict:
 
 
 LAYOUTS = ("lf", "lf_one_turn", "dun_inline", "paren_fullwidth", "number_paren", "number_paren_fw", "number_dot",
-           "no_labels_lines", "no_labels_inline", "reordered", "history", "practice")  # fmt: skip
+           "no_labels_lines", "no_labels_inline", "reordered", "split_turns", "history", "practice")  # fmt: skip
 
 
 def practice(qs: list, rng: random.Random) -> dict:
