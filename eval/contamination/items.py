@@ -121,16 +121,18 @@ def prepare(items: list[ExamItem], n: int) -> list[dict]:
         members = sorted(set(members), key=lambda i: items[i].id)
         for i in members:
             items[i].siblings = [items[j].id for j in members if j != i]
-        stems = [items[i].stem for i in members]
-        common = _common_prefix(stems)
-        vignettes.append({"items": [items[i].id for i in members], "shared_prefix": common,
+        common = _shared_text([items[i].stem for i in members])
+        vignettes.append({"items": [items[i].id for i in members], "shared_text": common,
                           "shared_chars": len(common)})  # fmt: skip
     return sorted(vignettes, key=lambda v: v["items"][0])
 
 
-def _common_prefix(texts: list[str]) -> str:
-    first, last = min(texts), max(texts)
-    size = 0
-    while size < min(len(first), len(last)) and first[size] == last[size]:
-        size += 1
-    return first[:size]
+def _shared_text(texts: list[str]) -> str:
+    """The longest text every member holds (usually the case before each question)."""
+    from difflib import SequenceMatcher
+
+    common = texts[0]
+    for other in texts[1:]:
+        m = SequenceMatcher(None, common, other, autojunk=False).find_longest_match(0, len(common), 0, len(other))
+        common = common[m.a : m.a + m.size]
+    return common
