@@ -45,6 +45,12 @@ def main(argv: list[str] | None = None) -> int:
         help=f"fail when a raw file loses this share of itself (0-1) to malformed input (default {MAX_BAD_SHARE}); "
         f"above {WARN_BAD_SHARE} it is a warning",
     )
+    b.add_argument(
+        "--exclude",
+        type=Path,
+        help="leave out the training records this file names: eval.run contamination's contamination.json, a JSON "
+        "list of record ids, or one id per line (counted in the manifest by reason; test splits are never changed)",
+    )
     b.add_argument("--no-progress", action="store_true", help="no progress bar")
 
     f = sub.add_parser("fetch", help="download the upstream raw files (needs network)")
@@ -71,6 +77,7 @@ def main(argv: list[str] | None = None) -> int:
                 drop_test_overlap=not args.keep_test_overlap,
                 workers=usable_cores() if args.workers is None else args.workers,
                 max_bad_share=args.max_bad_share,
+                exclude=args.exclude,
             )
             manifest = build(opts)
             for split, info in manifest["merged"].items():

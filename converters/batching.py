@@ -25,10 +25,12 @@ class Prep:
     dedup: bool
     max_chars: int | None
     source: str
+    exclude: dict[str, str] | None = None  # --exclude, train split only: record id → the audit's reason
 
 
-def prepare(item: Record | Skip, how: Prep) -> Skip | tuple[bytes, bytes | None, bytes | None, str]:
-    """Clean, length-check, serialise and key one record: (line, content key, question key, repair) or a Skip.
+def prepare(item: Record | Skip, how: Prep) -> Skip | tuple[bytes, bytes | None, bytes | None, str, str]:
+    """Clean, length-check, serialise and key one record: (line, content key, question key, repair, the reason
+    --exclude leaves it out or "") or a Skip.
 
     Pure per record, so it can run in any process; everything that depends on earlier records (duplicates,
     test overlap, the writes) is left to the serial pass, which sees the records in file order.
@@ -42,18 +44,23 @@ def prepare(item: Record | Skip, how: Prep) -> Skip | tuple[bytes, bytes | None,
     if max_chars is not None and length(item) > max_chars:
         return Skip("too_long", item.where, f"{length(item)} chars")
     line = dump(item, how.source)
+    # an excluded record is still keyed: the serial pass drops its later copies as duplicates, so leaving a
+    # flagged record out never lets an identical one through in its place
+    excluded = how.exclude.get(item.id, "") if how.exclude else ""
     return (
         line,
         content_key(line) if how.dedup else None,
         question_key(item) if how.need_qkey else None,
         item.repaired,
+        excluded,
     )
 
 
 # A batch of prepared items in file order, compact so it crosses a process boundary cheaply: (items read,
 # the records' lines joined, each line's end offset, content keys joined (8 bytes each, or b""), question keys,
-# [(record index, repair)], [Skip, ...]). Skips are counted whole; only records have an order that matters.
-Batch = tuple[int, bytes, list[int], bytes, list, list, list]
+# [(record index, repair)], [Skip, ...], [(record index, --exclude reason)]). Skips are counted whole; only
+# records have an order that matters.
+Batch = tuple[int, bytes, list[int], bytes, list, list, list, list]
 BATCH_ITEMS = 4096
 
 
@@ -64,6 +71,7 @@ def pack(items: Iterable[Record | Skip], how: Prep) -> Batch:
     qkeys: list = []
     repaired: list = []
     skips: list = []
+    excluded: list = []
     n = end = 0
     for item in items:
         n += 1
@@ -71,16 +79,18 @@ def pack(items: Iterable[Record | Skip], how: Prep) -> Batch:
         if prepared.__class__ is Skip:
             skips.append(prepared)
             continue
-        line, ckey, qkey, repair = prepared
+        line, ckey, qkey, repair, leave_out = prepared
         if repair:
             repaired.append((len(lines), repair))
+        if leave_out:
+            excluded.append((len(lines), leave_out))
         lines.append(line)
         end += len(line)
         ends.append(end)
         if ckey is not None:
             ckeys.append(ckey)
         qkeys.append(qkey)
-    return n, b"".join(lines), ends, b"".join(ckeys), qkeys, repaired, skips
+    return n, b"".join(lines), ends, b"".join(ckeys), qkeys, repaired, skips, excluded
 
 
 def batches(items: Iterator[Record | Skip], how: Prep) -> Iterator[Batch]:

@@ -64,7 +64,7 @@ def apply(
     shared = [w for w in rest if w.hashes_like(first)]
     for name, batches in files:
         tally = tallies[name] = FileTally()
-        for n, blob, ends, ckeys, qkeys, repaired, skips in batches:
+        for n, blob, ends, ckeys, qkeys, repaired, skips, excluded in batches:
             tally.read += n
             for skip in skips:
                 if strict and skip.is_error:
@@ -77,6 +77,8 @@ def apply(
             check_test = filter_in_test and bool(state.test_questions)  # an empty test set can match nothing
             keys = ckeys if dedup else None
             dropped = _dropped(len(ends), keys, qkeys, check_test, is_test, seen, state.test_questions, stats)
+            if excluded:
+                dropped = _excluded(dropped, excluded, stats)
             if dropped:
                 gone = set(dropped)
                 kept = [j for j in range(len(ends)) if j not in gone]
@@ -96,6 +98,18 @@ def apply(
     stats.written = sum(t.written for t in tallies.values())
     log.info("%s %s: read %d, written %d, skipped %s", source, split, stats.read, stats.written, stats.skipped)
     return stats, tallies
+
+
+def _excluded(dropped: list[int], excluded: list[tuple[int, str]], stats: SplitStats) -> list[int]:
+    """`dropped` plus the --exclude records the filters kept (one already dropped as a duplicate or as in_test
+    is counted there); their keys stay recorded, so later copies of them are dropped as duplicates."""
+    gone = set(dropped)
+    for j, reason in excluded:
+        if j not in gone:
+            stats.skip("excluded")
+            stats.excluded[reason] = stats.excluded.get(reason, 0) + 1
+            gone.add(j)
+    return sorted(gone)
 
 
 def _dropped(n: int, ckeys: bytes | None, qkeys: list, check_test: bool, is_test: bool, seen: set[bytes],

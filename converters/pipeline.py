@@ -16,7 +16,7 @@ from pathlib import Path
 
 import orjson
 
-from converters import guards, inputs, progress, signals
+from converters import exclude, guards, inputs, progress, signals
 from converters.atomic import AtomicWriter, commit_set, recover
 from converters.batching import Batch, Prep, batches
 from converters.filtering import FileTally, Filters, State, apply
@@ -44,6 +44,7 @@ class Options:
     chunk_bytes: int = 4 << 20  # whole lines per chunk handed to a worker
     # a raw file losing this share of itself to malformed input fails the build (guards.refuse_bad_files)
     max_bad_share: float = guards.MAX_BAD_SHARE
+    exclude: Path | None = None  # training record ids to leave out (converters.exclude)
 
 
 def build(opts: Options) -> dict:
@@ -58,12 +59,13 @@ def build(opts: Options) -> dict:
         raise ConversionError(f"--max-chars must be at least 1, got {opts.max_chars} (leave it out to keep all)")
     if not 0 < opts.max_bad_share <= 1:
         raise ConversionError(f"--max-bad-share must be above 0 and at most 1, got {opts.max_bad_share}")
+    exclusion = exclude.load(opts.exclude) if opts.exclude is not None else None
     guards.check_out_dir(opts.out_dir)
     with signals.unwind_on_termination(), guards.exclusive(opts.out_dir):
-        return _build(opts)
+        return _build(opts, exclusion)
 
 
-def _build(opts: Options) -> dict:
+def _build(opts: Options, exclusion: exclude.Exclusion | None = None) -> dict:
     sources = [s for s in SOURCES if s in opts.sources]  # canonical order whatever the CLI order
     presence = {s: {split: inputs.presence(s, opts.raw_dir, split) for split in SPLITS} for s in sources}
     inputs.report_missing(presence, opts.strict)
@@ -87,12 +89,17 @@ def _build(opts: Options) -> dict:
                         continue
                     name = source_file(source, split)
                     out = writers[name] = _writer(opts.out_dir / name)
-                    stats[source][split], by_file = _convert(source, split, opts, state, (out, merged), presence)
+                    stats[source][split], by_file = _convert(source, split, opts, state, (out, merged), presence,
+                                                             exclusion)  # fmt: skip
                     tallies.update(by_file)
         guards.refuse_bad_files(tallies, sizes, opts.max_bad_share)
         if source_file("cmtmedqa", "test") in writers:
             writers[SAFETY_FILE] = _safety_items(writers[source_file("cmtmedqa", "test")], opts.out_dir)
-        manifest = make_manifest(_recorded_options(opts, sources), sources, presence, stats, writers)
+        options = _recorded_options(opts, sources)
+        if exclusion is not None:
+            options["exclude"] = exclusion.describe()
+            _report_unmatched(exclusion, stats)
+        manifest = make_manifest(options, sources, presence, stats, writers)
         manifest_writer = writers[MANIFEST] = _writer(opts.out_dir / MANIFEST)
         manifest_writer.write_block(orjson.dumps(manifest, option=orjson.OPT_INDENT_2) + b"\n", 0)
         inputs.check_unchanged(opts.raw_dir, presence)
@@ -162,10 +169,22 @@ def _safety_items(cmtmedqa_test: AtomicWriter, out_dir: Path) -> AtomicWriter:
     return writer
 
 
-def _convert(source: str, split: str, opts: Options, state: State, outs: tuple[AtomicWriter, ...],
-             presence: dict) -> tuple[SplitStats, dict[str, FileTally]]:  # fmt: skip
+def _report_unmatched(exclusion: exclude.Exclusion, stats: dict) -> None:
+    """Ids of the exclusion list that no training record of this build carries (another build's ids?)."""
+    left_out = sum(sum(st.excluded.values()) for splits in stats.values() for split, st in splits.items()
+                   if split == "train")  # fmt: skip
+    missing = len(exclusion.reasons) - left_out
+    if missing:
+        log.warning("--exclude %s: %d of its %d ids match no training record of this build (made from other "
+                    "raw files?)", exclusion.file, missing, len(exclusion.reasons))  # fmt: skip
+
+
+def _convert(source: str, split: str, opts: Options, state: State, outs: tuple[AtomicWriter, ...], presence: dict,
+             exclusion: exclude.Exclusion | None = None) -> tuple[SplitStats, dict[str, FileTally]]:  # fmt: skip
+    # --exclude drops training records only: the test splits are the benchmark, never changed by a build option
     how = Prep(
-        need_qkey=split == "test" or opts.drop_test_overlap, dedup=opts.dedup, max_chars=opts.max_chars, source=source
+        need_qkey=split == "test" or opts.drop_test_overlap, dedup=opts.dedup, max_chars=opts.max_chars, source=source,
+        exclude=exclusion.reasons if exclusion is not None and split == "train" else None,
     )
     filters = Filters(dedup=opts.dedup, drop_test_overlap=opts.drop_test_overlap, strict=opts.strict)
     files = _file_batches(source, split, opts, how, presence[source][split]["identity"])

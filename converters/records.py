@@ -35,6 +35,7 @@ FILTER_REASONS: frozenset[str] = frozenset(
         "duplicate",  # exact duplicate of an earlier record (same source or not)
         "in_test",  # train record whose normalised question is in the test set
         "too_long",  # only with --max-chars
+        "excluded",  # only with --exclude: a training record a contamination audit flagged (detail: its reason)
     }
 )
 
@@ -76,6 +77,7 @@ class SplitStats:
     written: int = 0
     skipped: dict[str, int] = field(default_factory=dict)
     repaired: dict[str, int] = field(default_factory=dict)
+    excluded: dict[str, int] = field(default_factory=dict)  # --exclude: records left out, by the audit's reason
 
     def skip(self, reason: str) -> None:
         self.skipped[reason] = self.skipped.get(reason, 0) + 1
@@ -84,12 +86,15 @@ class SplitStats:
         self.repaired[what] = self.repaired.get(what, 0) + 1
 
     def as_dict(self) -> dict:
-        return {
+        out = {
             "read": self.read,
             "written": self.written,
             "skipped": dict(sorted(self.skipped.items())),
             "repaired": dict(sorted(self.repaired.items())),
         }
+        if self.excluded:
+            out["excluded"] = dict(sorted(self.excluded.items()))
+        return out
 
 
 class ConversionError(Exception):
