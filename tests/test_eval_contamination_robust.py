@@ -91,3 +91,13 @@ def test_one_30m_character_record_keeps_memory_bounded(tmp_path):
     assert json.loads(flagged) == [[q.key, ["huge"]]]
     # the record itself (90 MB of UTF-8, 60 MB as a str) plus one batch; the old scan took 2.6 GB
     assert int(peak) < 700, f"peak RSS {peak} MiB"
+
+
+def test_every_record_holding_a_copy_is_named_for_a_decontaminated_build(tmp_path, capsys):
+    q = _question()
+    rows = [{"id": f"copy-{i}", "instruction": _lf(q), "output": "好的"} for i in range(8)]
+    code, err, result = _audit(tmp_path, [json.dumps(r, ensure_ascii=False) + "\n" for r in rows], capsys)
+    assert code == 0, err
+    (entry,) = result["flagged"]
+    assert entry["records_total"] == 8 and [r["train_id"] for r in entry["records"]] == [f"copy-{i}" for i in range(8)]
+    assert sum("span" in r for r in entry["records"]) == 5  # the matched text of the first five only

@@ -26,7 +26,7 @@ BATCH_CHARS = 2_000_000
 PIECE_CHARS = 262_144
 OVERLAP_CHARS = 8_192
 PARALLEL_MIN_BYTES = 32 << 20  # below this a pool costs more than it saves
-MAX_EVIDENCE = 5  # training records listed per flagged item (all of them are counted)
+MAX_EVIDENCE = 5  # training records per flagged item whose matched text is written out (all are named)
 
 
 def dialogue_turns(record: dict[str, Any]) -> tuple[list[str], list[str]]:
@@ -142,11 +142,10 @@ class _Chunk:
                     continue  # another piece of a record already counted
                 self.last[i] = rec
                 self.exact_count[i] = self.exact_count.get(i, 0) + 1
-                evidence = self.exact.setdefault(i, [])
-                evidence.append({"record": rec, "line": line, "id": rid, "kind": match.kind,
-                                 "question": match.question, "answer": match.answer, "span": match.span[:400]})
-                evidence.sort(key=lambda e: (-verify.RANK[e["kind"]], e["record"]))
-                del evidence[MAX_EVIDENCE:]
+                # every record is named (a decontaminated build must drop them all); the text of the first few
+                self.exact.setdefault(i, []).append(
+                    {"record": rec, "line": line, "id": rid, "kind": match.kind, "question": match.question,
+                     "answer": match.answer, "span": match.span[:400]})  # fmt: skip
             self.seconds["verify"] += time.perf_counter() - start
             self._near(failed, turns, rec, rid, line)
 
@@ -255,10 +254,7 @@ def merge(index: Index, results: list[dict[str, Any]]) -> dict[str, Any]:
         for reason, count in result["skipped"].items():
             skipped[reason] = skipped.get(reason, 0) + count
         for i, evidence in result["exact"].items():
-            kept = exact.setdefault(i, [])
-            kept += [place(e) for e in evidence]
-            kept.sort(key=lambda e: (-verify.RANK[e["kind"]], e["record"]))
-            del kept[MAX_EVIDENCE:]
+            exact.setdefault(i, []).extend(place(e) for e in evidence)
         for i, count in result["exact_count"].items():
             exact_count[i] = exact_count.get(i, 0) + count
         for i, entry in result["near"].items():
@@ -270,6 +266,10 @@ def merge(index: Index, results: list[dict[str, Any]]) -> dict[str, Any]:
         lines += result["lines"]
         candidates += result["candidates"]
         near_checked += result["near_checked"]
+    for evidence in exact.values():
+        evidence.sort(key=lambda e: (-verify.RANK[e["kind"]], e["record"]))
+        for e in evidence[MAX_EVIDENCE:]:
+            e["span"] = None  # named, its text left out: the first MAX_EVIDENCE show what matched
     return {"records": records, "lines": lines, "skipped": dict(sorted(skipped.items())), "ids": ids,
             "exact": exact, "exact_count": exact_count, "near": near, "seconds": seconds,
             "candidates": candidates, "near_checked": near_checked}  # fmt: skip

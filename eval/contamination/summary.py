@@ -74,12 +74,13 @@ def exam_entry(index: Index, i: int, scanned: dict[str, Any], threshold: float) 
                     "side": "question+answer" if e["answer"] and e["question"] else
                     ("answer" if e["answer"] else "question"),
                     "contamination": e["kind"], "span": e["span"]} for e in evidence]  # fmt: skip
+        records = [{k: v for k, v in r.items() if v is not None} for r in records]
         sides = sorted({s for r in records for s in r["side"].split("+")}, key=("question", "answer").index)
         return entry | {"status": "dirty", "match": "verbatim", "contamination": best, "sides": sides,
                         "records": records, "records_total": scanned["exact_count"][i]}  # fmt: skip
     if evidence:  # a long stem verbatim, without its options or answer
         records = [{"train_id": e["id"], "line": e["line"], "side": "question", "contamination": "stem",
-                    "span": e["span"]} for e in evidence]  # fmt: skip
+                    **({"span": e["span"]} if e["span"] is not None else {})} for e in evidence]  # fmt: skip
         return entry | {"status": "partly", "reason": "stem", "match": "verbatim", "sides": ["question"],
                         "records": records, "records_total": scanned["exact_count"][i]}  # fmt: skip
     near = scanned["near"].get(i)
