@@ -250,7 +250,9 @@ def _model_steps_child(steps: list[tuple[str, Any]], conn, label: str = "") -> N
                 where = f"the traceback is in {log}"
             except OSError:
                 where = "its traceback could not be written"
-            cause = (str(e).strip().splitlines() or [""])[0][:300]
+            from eval.common import redact
+
+            cause = (redact.text(str(e), redact.env_secrets()).strip().splitlines() or [""])[0][:300]
             print(f"[{label}] {name} failed: {type(e).__name__}: {cause} ({where})", file=sys.stderr, flush=True)
     conn.send({"pid": os.getpid(), "codes": codes, "max_rss_mib": peak_rss_mib()})
     conn.close()

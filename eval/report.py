@@ -87,6 +87,9 @@ def fingerprint(request: ReportRequest) -> fpr.Fingerprint:
     for folder in request.runs:
         path = Path(folder)
         inputs[str(path)] = {name: fpr.file_sha256(path / name) for name in INPUT_FILES if (path / name).is_file()}
+        named = _named_predictions(path)
+        if named is not None and named.is_file():
+            inputs[str(path)]["scored_predictions"] = fpr.file_sha256(named)
     return fpr.Fingerprint(
         fields={
             "verb": "report",
@@ -99,6 +102,16 @@ def fingerprint(request: ReportRequest) -> fpr.Fingerprint:
         },
         recorded={"versions": fpr.package_versions(("numpy", "matplotlib"))},
     )
+
+
+def _named_predictions(folder: Path) -> Path | None:
+    """The predictions file a run's scores.json says it scored (it may lie outside the run folder)."""
+    try:
+        scores = read_json(folder / SCORES_FILE) if (folder / SCORES_FILE).is_file() else None
+    except InputFileError:
+        return None  # load_run names the broken file
+    named = scores.get("predictions") if isinstance(scores, dict) else None
+    return Path(named) if isinstance(named, str) else None
 
 
 def judge_file(folder: str) -> Path:

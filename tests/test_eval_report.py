@@ -244,3 +244,21 @@ def test_scores_of_predictions_that_changed_since_are_refused(tmp_path: Path, ca
     assert eval_run.main(argv) == 2  # not the earlier report, reused
     (line,) = [x for x in capsys.readouterr().err.splitlines() if x.strip()]
     assert "generated_predictions.jsonl changed after" in line and "rescore it" in line
+
+
+def test_scores_of_predictions_kept_outside_the_run_folder_are_checked_too(tmp_path: Path, capsys):
+    import hashlib
+
+    folder = make_run(tmp_path / "runs", "MedAsst", 0.8, mcq=False)
+    elsewhere = tmp_path / "generate-out" / "generated_predictions.jsonl"  # `score --predictions` of another folder
+    elsewhere.parent.mkdir()
+    elsewhere.write_text('{"id": "x-0", "predict": "多喝水", "label": "多休息"}\n', encoding="utf-8")
+    scores = json.loads((folder / "scores.json").read_text())
+    scores |= {"predictions": str(elsewhere), "predictions_sha256": hashlib.sha256(elsewhere.read_bytes()).hexdigest()}
+    (folder / "scores.json").write_text(json.dumps(scores))
+    argv = ["report", "--runs", str(folder), "--output", str(tmp_path / "out"), "--resamples", "50"]
+    assert eval_run.main(argv) == 0
+    elsewhere.write_text('{"id": "x-0", "predict": "重新生成的回答", "label": "多休息"}\n', encoding="utf-8")
+    capsys.readouterr()
+    assert eval_run.main(argv) == 2
+    assert "changed after" in capsys.readouterr().err

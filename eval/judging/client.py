@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from eval.common import redact
-from eval.common.files import repair_tail
+from eval.common.files import InputFileError, repair_tail
 
 # longest reply kept in the cache: far past any max_tokens a judge is given (512 tokens ≈ 1,500 characters)
 MAX_REPLY_CHARS = 32_768
@@ -76,6 +76,8 @@ class Cache:
     """key → {"reply", "finish_reason"} from an append-only JSONL file."""
 
     def __init__(self, path: Path):
+        if path.is_dir():
+            raise InputFileError(f"--cache {path} is a folder; name a file (default: OUT/judge_cache.jsonl)")
         self.path = path
         self._lock = threading.Lock()
         self.replies: dict[str, dict[str, Any]] = {}
@@ -111,22 +113,28 @@ class Cache:
         reply, cut = clip(row["reply"])
         if cut:
             row = row | {"reply": reply, "cut_chars": cut}
-        line = (json.dumps(row, ensure_ascii=False) + "\n").encode("utf-8")
+        try:
+            line = (json.dumps(row, ensure_ascii=False) + "\n").encode("utf-8")
+        except UnicodeEncodeError:  # a lone surrogate in the reply: kept as its JSON escape, which reads back
+            line = (json.dumps(row, ensure_ascii=True) + "\n").encode("ascii")
         with self._lock:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            with self.path.open("ab") as f:
-                fcntl.flock(f, fcntl.LOCK_EX)
+            # unbuffered writes on the descriptor: after a short write (the disk filling up) the file is cut back
+            # to where this append began, so no torn line is left for every later run to trip on
+            fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX)
+                end = os.lseek(fd, 0, os.SEEK_END)
                 try:
-                    end = f.seek(0, os.SEEK_END)
-                    try:
-                        f.write(line)
-                        f.flush()
-                        os.fsync(f.fileno())
-                    except OSError:
-                        f.truncate(end)  # a full disk leaves no torn line for every later run to trip on
-                        raise
-                finally:
-                    fcntl.flock(f, fcntl.LOCK_UN)
+                    view = memoryview(line)
+                    while view:
+                        view = view[os.write(fd, view) :]
+                    os.fsync(fd)
+                except OSError:
+                    os.ftruncate(fd, end)
+                    raise
+            finally:
+                os.close(fd)  # closing releases the lock
             self.replies[row["key"]] = row
             self.cut += bool(cut)
 
@@ -136,6 +144,20 @@ class Asked:
     asked: int = 0
     failed: int = 0
     failures: list[str] = field(default_factory=list)  # the first few reasons, for the summary
+
+
+def connection_cause(error: BaseException) -> str:
+    """"Connection error." and the cause the client keeps behind it (a refused port, an unknown name, an
+    untrusted certificate), which is what the user has to act on."""
+    cause = error.__cause__ or error.__context__
+    while cause is not None and (cause.__cause__ or cause.__context__) is not None and not str(cause):
+        cause = cause.__cause__ or cause.__context__
+    text = str(error).rstrip(".")
+    if cause is not None and str(cause) and str(cause) not in text:
+        text += f" ({str(cause).splitlines()[0][:300]})"
+    if "CERTIFICATE_VERIFY_FAILED" in text:
+        text += "; the server's certificate is not trusted here (self-signed? point SSL_CERT_FILE at its CA)"
+    return text
 
 
 class EmptyReply(RuntimeError):
@@ -153,10 +175,12 @@ class JudgeClient:
         self.client = OpenAI(base_url=base_url, api_key=api_key or "EMPTY", timeout=timeout, max_retries=max_retries)
         self.base_url = redact.url(base_url)
         self.key, self.key_env = api_key, key_env
+        # what the URL's credentials become on the wire (a Basic header a server may echo) is secret too
+        self.secrets = [api_key, *redact.url_secrets(base_url), *redact.env_secrets()]
 
     def clean(self, message: str) -> str:
-        """A server's words, safe to write or print: the key, bearer tokens and URL credentials masked."""
-        return redact.text(message, [self.key])
+        """A server's words, safe to write or print: keys, authorization headers and URL credentials masked."""
+        return redact.text(message, self.secrets)
 
     def fatal(self, error: BaseException) -> JudgeApiError | None:
         """The one-line error for a failure that every request would share (key refused, no such model)."""
@@ -180,14 +204,17 @@ class JudgeClient:
 
         try:
             listed = self.client.models.list()
+            entries = {m.id: m for m in getattr(listed, "data", None) or [] if isinstance(getattr(m, "id", None), str)}
         except openai.APIConnectionError as e:
-            raise JudgeApiError(f"cannot reach {self.base_url}: {self.clean(str(e))}") from None
+            raise JudgeApiError(f"cannot reach {self.base_url}: {self.clean(connection_cause(e))}") from None
         except openai.APIStatusError as e:
             if isinstance(e, openai.AuthenticationError | openai.PermissionDeniedError):
                 raise self.fatal(e) from None
             # other statuses (404 included): some servers do not list models; the first request will tell
             return None
-        entries = {m.id: m for m in getattr(listed, "data", None) or []}
+        except (TypeError, ValueError, AttributeError):
+            # a listing of another shape (entries named otherwise, an HTML page from a proxy): as good as none
+            return None
         if not entries:
             return None
         if self.model not in entries:
@@ -255,8 +282,8 @@ def ask_all(
                         fatal = shared
                     else:
                         result.failed += 1
-                        if len(result.failures) < 3:
-                            result.failures.append(client.clean(f"{type(error).__name__}: {str(error)[:200]}"))
+                        if len(result.failures) < 3:  # masked first: a cut could split a key past recognition
+                            result.failures.append(client.clean(f"{type(error).__name__}: {error}")[:200])
                 refill()
         except BaseException:
             for future in running:
