@@ -125,7 +125,14 @@ def _writer(final: Path) -> AtomicWriter:
 
 
 def _write_error(exc: OSError, out_dir: Path) -> ConversionError:
-    """A write that the disk refused, as one line: what happened, where, and that nothing was replaced."""
+    """A write that the disk refused (or a raw file that could not be read), as one line: what happened,
+    where, and that nothing was replaced."""
+    named = Path(exc.filename) if isinstance(exc.filename, str) else None
+    if named is not None and named.parent.resolve() != out_dir.resolve():
+        return ConversionError(
+            f"reading {named} failed: {exc.strerror or exc}; the temp files were removed and the previous outputs "
+            "are kept"
+        )
     what = {
         errno.ENOSPC: "the disk is full",
         errno.EDQUOT: "the disk quota is used up",

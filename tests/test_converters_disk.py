@@ -96,3 +96,18 @@ def test_a_file_size_limit_is_one_line(built, tmp_path: Path):
     (line,) = [x for x in done.stderr.splitlines() if x.startswith("error:")]
     assert "file-size limit" in line and "the previous outputs are kept" in line
     assert snapshot(out) == before
+
+
+def test_a_raw_file_that_cannot_be_read_is_one_line_about_reading(built, monkeypatch, capsys):
+    """An I/O error on the way in (a flaky network mount, a permission) is not reported as a write failure."""
+    raw, out, before = built
+    import converters.jobs as jobs
+
+    def unreadable(path):
+        raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), str(path))
+
+    monkeypatch.setattr(jobs, "open_lines", unreadable)
+    assert main(["build", "--raw-dir", str(raw), "--out-dir", str(out), "--no-progress", "--workers", "1"]) == 2
+    (line,) = [x for x in capsys.readouterr().err.splitlines() if x.startswith("error:")]
+    assert line.startswith("error: reading ") and "Permission denied" in line and "writing" not in line
+    assert snapshot(out) == before
