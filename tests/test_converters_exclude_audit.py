@@ -24,10 +24,11 @@ def _planted_items(k: int, seed: int = 7) -> list[dict]:
         with path.open(encoding="utf-8") as fh:
             rows += [(path.stem, row) for row in csv.DictReader(fh)]
     chosen = random.Random(seed).sample(rows, k)
-    return [
-        {"subject": subject, "answer": row["Answer"], "text": row["Question"] + "".join(f"\n{c}. {row[c]}" for c in "ABCD")}
-        for subject, row in chosen
-    ]
+    items = []
+    for subject, row in chosen:
+        text = row["Question"] + "".join(f"\n{c}. {row[c]}" for c in "ABCD")
+        items.append({"subject": subject, "answer": row["Answer"], "text": text})
+    return items
 
 
 def _audit(train: Path, out: Path) -> dict:
