@@ -20,6 +20,8 @@ VERBS: dict[str, tuple[str, str]] = {
     "contamination": ("eval.contamination", "n-gram overlap of exam questions and test dialogues with training"),
     "judge": ("eval.judge", "an LLM judge through an OpenAI-compatible server: pairwise or on a rubric"),
     "report": ("eval.report", "Table 2, Table 3 and Figure 4 from run folders"),
+    "model-card": ("eval.cards.model_card", "a Hub-ready README.md for an adapter from its report and data manifest"),
+    "dataset-card": ("eval.cards.dataset_card", "a Hub-ready README.md + figure in a `converters build` folder"),
 }
 
 
