@@ -15,7 +15,7 @@ from typing import Any
 
 from eval.cards import dataset_figure, licences
 from eval.cards import manifest as mf
-from eval.cards.common import CardError, is_hub_id, local_paths, shown_path
+from eval.cards.common import CardError, is_hub_id, local_paths
 from eval.common import requests
 from eval.common.files import atomic_write_text
 from medasst import facts
@@ -172,7 +172,7 @@ def main(request: DatasetCardRequest) -> int:
         return 2
     out = Path(request.data) / CARD
     atomic_write_text(out, text)
-    print(f"{VERB}: {shown_path(out)}, {shown_path(figure)}")
+    print(f"{VERB}: {out}, {figure}")
     return 0
 
 

@@ -17,7 +17,7 @@ from eval.cards import licences, model_text
 from eval.cards import manifest as mf
 from eval.cards import recipe as recipes
 from eval.cards import results as report_results
-from eval.cards.common import CardError, is_hub_id, local_paths, shown_path, warn
+from eval.cards.common import CardError, is_hub_id, local_paths, warn
 from eval.common import requests
 from eval.common.files import atomic_write_text
 
@@ -44,6 +44,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--dataset-id", help="hub id of the published dataset card (`dataset-card`), listed first")
     parser.add_argument("--notice", help="a line shown at the top of the card (e.g. the demo's tiny-model note)")
     parser.add_argument("--output", help="where to write the card (default: ADAPTER/README.md, replacing LF's)")
+    parser.add_argument(
+        "--merged",
+        action="store_true",
+        help="the card of the adapter merged into its base (`llamafactory-cli export`): transformers",
+    )
 
 
 @dataclass(frozen=True)
@@ -59,6 +64,7 @@ class ModelCardRequest:
     dataset_id: str | None = None
     notice: str | None = None
     output: Path | None = None
+    merged: bool = False
 
     def __post_init__(self) -> None:
         if not Path(self.adapter).is_dir():
@@ -117,9 +123,11 @@ def card_data(inputs: model_text.CardInputs):
     ]  # fmt: skip
     extra = {} if lic else {"license_name": "see-base-model", "license_link": LICENCES_DOC}
     return ModelCardData(
-        base_model=inputs.base_model, library_name="peft", pipeline_tag="text-generation",
+        base_model=inputs.base_model, library_name="transformers" if inputs.merged else "peft",
+        pipeline_tag="text-generation",
         license=lic.hub_id if lic else "other", language=["zh"], datasets=datasets or None,
-        tags=[*TAGS, stage], model_name=inputs.system, eval_results=evals or None,
+        tags=[*TAGS, stage, *(["merged"] if inputs.merged else [])], model_name=inputs.system,
+        eval_results=evals or None,
         tasks=["text-generation"], frameworks=["pytorch"],  # ModelScope's names for pipeline_tag / library_name
         **extra,
     )  # fmt: skip
@@ -142,6 +150,7 @@ def build(request: ModelCardRequest) -> str:
         system=results.system, base_model=base, licence=licence(request, base),
         chain=recipes.chain(base, recipe, request.parent_adapter), adapter=adapter, recipe=recipe,
         results=results, manifest=manifest, dataset_id=request.dataset_id, notice=request.notice,
+        merged=request.merged,
     )  # fmt: skip
     text = f"---\n{card_data(inputs).to_yaml()}\n---\n\n{model_text.body(inputs)}"
     found = local_paths(text)
@@ -158,7 +167,7 @@ def main(request: ModelCardRequest) -> int:
         return 2
     out = Path(request.output) if request.output else Path(request.adapter) / "README.md"
     atomic_write_text(out, text)
-    print(f"{VERB}: {shown_path(out)}")
+    print(f"{VERB}: {out}")
     return 0
 
 

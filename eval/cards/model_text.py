@@ -17,6 +17,7 @@ AS_TRAINED: dict[str, tuple[str, str]] = {
     "lora_rank": ("lora", "r"),
     "lora_alpha": ("lora", "lora_alpha"),
     "lora_dropout": ("lora", "lora_dropout"),
+    "lora_target": ("lora", "target_modules"),
     "learning_rate": ("hyperparameters", "learning_rate"),
     "per_device_train_batch_size": ("hyperparameters", "train_batch_size"),
     "seed": ("hyperparameters", "seed"),
@@ -24,8 +25,31 @@ AS_TRAINED: dict[str, tuple[str, str]] = {
     "warmup_steps": ("hyperparameters", "lr_scheduler_warmup_steps"),
     "num_train_epochs": ("hyperparameters", "num_epochs"),
     "max_steps": ("hyperparameters", "training_steps"),
+    "gradient_accumulation_steps": ("hyperparameters", "gradient_accumulation_steps"),
 }
-DEFAULTS = {"warmup_steps": 0}  # what the Trainer leaves out of its list when it is the default
+DEFAULTS = {"warmup_steps": 0, "gradient_accumulation_steps": 1}  # what the Trainer leaves out of its list
+PRECISION = ("bf16", "fp16")  # the Trainer lists "mixed_precision_training: Native AMP" only when one is on
+
+
+def as_trained(key: str, sources: dict[str, dict[str, Any]]) -> Any:
+    """What the adapter's own files say a recipe key was in the run; None when they do not record it."""
+    hyper = sources["hyperparameters"]
+    if not hyper:
+        return None
+    if key in PRECISION:
+        return "mixed precision" if "mixed_precision_training" in hyper else "off"
+    if key == "num_train_epochs" and "training_steps" in hyper:
+        return "max_steps wins"  # a step limit ends the run whatever the epochs say
+    where, name = AS_TRAINED.get(key, ("", ""))
+    return sources.get(where, {}).get(name, DEFAULTS.get(key)) if where else None
+
+
+def _matches(key: str, recipe: Any, trained: Any) -> bool:
+    if key in PRECISION:
+        return bool(recipe) == (trained == "mixed precision")
+    if key == "lora_target" and isinstance(trained, list):  # `all`: every linear layer, whatever they are named
+        return recipe == "all" or sorted(str(recipe).split(",")) == sorted(trained)
+    return _same(recipe, trained)
 
 
 @dataclass(frozen=True)
@@ -40,6 +64,7 @@ class CardInputs:
     manifest: dict[str, Any]
     dataset_id: str | None
     notice: str | None
+    merged: bool = False  # the card of the export that merged the adapter into its base
 
 
 def _num(value: float, percent: bool) -> str:
@@ -99,12 +124,11 @@ def training_section(card: CardInputs) -> str:
         added = [k for k, (where, name) in AS_TRAINED.items() if k not in shown and name in sources[where]]
         for key in [*shown, *added]:
             value = f"`{shown[key]}`" if key in shown else "not set"
-            where, name = AS_TRAINED.get(key, ("", ""))
-            trained = sources.get(where, {}).get(name, DEFAULTS.get(key)) if where else None
+            trained = as_trained(key, sources)
             if trained is None:
                 lines.append(f"| {key} | {value} | |")
             else:
-                mark = "" if key in shown and _same(shown[key], trained) else " (**differs**)"
+                mark = "" if key in shown and _matches(key, shown[key], trained) else " (**differs**)"
                 lines.append(f"| {key} | {value} | `{trained}`{mark} |")
         lines.append("")
     else:
@@ -207,6 +231,21 @@ doctor. In an emergency, call your local emergency number.
 def how_to_use(card: CardInputs) -> str:
     base = card.base_model or "BASE_MODEL"
     template = (card.recipe.values.get("template") if card.recipe else None) or "the recipe's template"
+    if card.merged:
+        return f"""## How to use
+
+The LoRA adapter merged into `{base}` (`llamafactory-cli export`): a plain transformers checkpoint.
+
+```python
+from transformers import AutoModelForCausalLM, AutoTokenizer
+
+tokenizer = AutoTokenizer.from_pretrained("THIS_REPO_ID")
+model = AutoModelForCausalLM.from_pretrained("THIS_REPO_ID")
+```
+
+Prompt with the chat format it was trained on (LLaMA-Factory template `{template}`; the export writes it into the
+tokenizer's chat template).
+"""
     return f"""## How to use
 
 ```python
@@ -231,7 +270,8 @@ ModelScope does not read `model-index`; the Results table above carries the numb
 
 
 def body(card: CardInputs) -> str:
-    title = f"# {card.system}: a LoRA adapter of {card.base_model}" if card.base_model else f"# {card.system}"
+    kind = "a LoRA adapter merged into" if card.merged else "a LoRA adapter of"
+    title = f"# {card.system}: {kind} {card.base_model}" if card.base_model else f"# {card.system}"
     head = [title, ""]
     if card.notice:
         head += [f"> **{card.notice.strip()}**", ""]

@@ -164,7 +164,8 @@ def _judge_metrics(report: dict[str, Any], system: str, where: Path, test_set: s
                 out.append(Metric(f"judge.{i}.rows.{j}.safe_rate", bench, "safe_rate", "safety rate (fraction)",
                                   float(row["safe_rate"]), "judge.json", digest))  # fmt: skip
             if rubric == "pairwise":
-                # a row is "system vs reference": our win is its win, or its loss when we are the reference
+                # a row is "system vs reference": our wins are its wins, or its losses when we are the reference;
+                # strict wins (ties apart) are the one rate the report holds for both sides
                 if row.get("system") == system:
                     other, side = row.get("reference"), "win"
                 elif row.get("reference") == system:
@@ -174,15 +175,7 @@ def _judge_metrics(report: dict[str, Any], system: str, where: Path, test_set: s
                 if isinstance(row.get(side), int | float):
                     bench = Benchmark("text-generation", "Pairwise (LLM judge)", dataset,
                                       "MedAsst test dialogues", "test")  # fmt: skip
-                    out.append(
-                        Metric(
-                            f"judge.{i}.rows.{j}.{side}",
-                            bench,
-                            "win_rate",
-                            f"win rate vs {other} (fraction)",
-                            float(row[side]),
-                            "judge.json",
-                            digest,
-                        )
-                    )
+                    out.append(Metric(f"judge.{i}.rows.{j}.{side}", bench, "win_rate",
+                                      f"wins vs {other} (fraction, ties apart)", float(row[side]), "judge.json",
+                                      digest))  # fmt: skip
     return out
