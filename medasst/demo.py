@@ -3,7 +3,7 @@
 shipped raw samples → `converters` → `recipes/medasst_qwen2.yaml` and the three baseline recipes through
 `llamafactory-cli train` (the real recipes; `key=value` overrides only for model, data, steps, precision and
 output) → `eval.run` multiple choice, generation and scoring of the paper's five systems → Table 2, Table 3 and
-Figure 4.
+Figure 4 → the Hub cards of MedAsst's adapter and of the converted data (`model-card`, `dataset-card`).
 
 The models are tiny random Qwen2 / Llama / Gemma / Mistral models built offline (`medasst.tiny`) on the real
 Qwen2, Llama-3-8B-Instruct and Mistral-7B-v0.1 tokenizers (Gemma's is a stand-in), so the numbers only prove
@@ -197,7 +197,7 @@ def run(out: Path, steps: int, max_new_tokens: int, subjects: str, systems: tupl
     out.mkdir(parents=True, exist_ok=True)
     py = sys.executable
     trained = [s for s in systems if s.fine_tuned]
-    runner = Runner(out, subprocess_env(), total=3 + len(trained))
+    runner = Runner(out, subprocess_env(), total=5 + len(trained))
     started = time.monotonic()
     print(NOTICE, flush=True)
 
@@ -240,6 +240,7 @@ def run(out: Path, steps: int, max_new_tokens: int, subjects: str, systems: tupl
     )
 
     report_dir = out / "runs" / "report"
+    write_cards(runner, out, data_dir, report_dir, trained)
     print(flush=True)
     for table in sorted(report_dir.glob("table*.md")):
         print(table.read_text(encoding="utf-8"), flush=True)
@@ -248,6 +249,26 @@ def run(out: Path, steps: int, max_new_tokens: int, subjects: str, systems: tupl
     print(f"\nEverything is under {out} ({time.monotonic() - started:.0f} s in all).", flush=True)
     print(NOTICE, flush=True)
     return 0
+
+
+def write_cards(runner: Runner, out: Path, data_dir: Path, report_dir: Path, trained: list[DemoSystem]) -> None:
+    """The Hub cards of the run: MedAsst's adapter (its hub base model, not the tiny one) and the data folder."""
+    py = sys.executable
+    medasst = next(s for s in trained if s.name == "MedAsst")
+    runner.stage(
+        "Model card of the MedAsst adapter (README.md for the Hub, from report.json and manifest.json)",
+        [py, "-m", "eval.run", "model-card", "--adapter", str(adapter_dir(out, medasst)), "--report", str(report_dir),
+         "--data", str(data_dir), "--recipe", str(RECIPES / medasst.recipe), "--system", medasst.name,
+         "--notice", NOTICE.replace("\n", " ")],
+        "model_card",
+        echo="model-card",
+    )  # fmt: skip
+    runner.stage(
+        "Dataset card of the converted data (README.md + figure; loads with datasets.load_dataset)",
+        [py, "-m", "eval.run", "dataset-card", "--data", str(data_dir)],
+        "dataset_card",
+        echo="dataset-card",
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
