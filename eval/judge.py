@@ -43,7 +43,7 @@ from eval.judging.client import (
     ask_all,
     request_key,
 )
-from eval.judging.outcomes import judge_pairwise, judge_single
+from eval.judging.outcomes import SUMMARY_VERSION, judge_pairwise, judge_single, ranking
 from eval.metrics import stats
 from medasst.facts import CMB_CLIN, MERGED_TEST, SAFETY_TEST
 
@@ -55,6 +55,7 @@ DEFAULT_DATASET = {
     None: MERGED_TEST,
     "medical": MERGED_TEST,
     "safety": SAFETY_TEST,
+    "refusal": MERGED_TEST,  # its benign prompts (eval/benchmarks/benign_prompts.json) come from the test set
     "cmb-clin": CMB_CLIN,
     "cmb-clin-zh": CMB_CLIN,
 }
@@ -249,6 +250,7 @@ def fingerprint(request: JudgeRequest, entry: dict[str, Any], ids: list[str], pa
             "verb": "judge",
             "rubric": request.rubric_def.identity(),
             "parser_version": verdicts.PARSER_VERSION,
+            "summary_version": SUMMARY_VERSION,
             "judge_model": request.judge_model,
             # the served name alone does not say which judge answered: the URL and the server's model entry do
             "server": server,
@@ -336,7 +338,14 @@ def run(request: JudgeRequest) -> dict[str, Any]:
     }
     common = set.intersection(*(set(a) for a in answers.values()))
     missing = {name: len(a) - len(common) for name, a in answers.items() if len(a) > len(common)}
-    ids = sample_ids([rid for rid in records if rid in common], request.limit, request.seed)
+    shared = [rid for rid in records if rid in common]
+    listed = request.rubric_def.items
+    if listed:
+        shared = [rid for rid in shared if rid in set(listed)]
+        if not shared:
+            raise InputFileError(f"--rubric {request.rubric}: none of its {len(listed)} listed prompts is among the "
+                                 f"answered items of {request.dataset_name}")  # fmt: skip
+    ids = sample_ids(shared, request.limit, request.seed)
     if not ids:
         raise InputFileError("the systems' predictions share no item ids; were they made on the same dataset?")
     client = JudgeClient(
@@ -371,10 +380,14 @@ def run(request: JudgeRequest) -> dict[str, Any]:
     asked = Asked()
     if cached < len(unique):
         asked = ask_all(client, unique, cache, request.concurrency, request.progress)
+    order = None
     if rubric.name == jp.PAIRWISE:
-        summary, lines = judge_pairwise(asks, cache, request.seed)
+        ref = request.reference_name
+        lengths = {(a.system, a.item): (len(answers[a.system][a.item]), len(answers[ref][a.item])) for a in asks}
+        summary, lines = judge_pairwise(asks, cache, request.seed, lengths)
+        order = ranking(lines, ref, request.seed)
     else:
-        summary, lines = judge_single(asks, cache, rubric, request.seed)
+        summary, lines = judge_single(asks, cache, rubric, request.seed, answers)
     result = {
         "rubric": rubric.identity() | {"system": rubric.system, "task": rubric.task},
         "mode": "pairwise" if request.rubric is None else "rubric",
@@ -399,7 +412,9 @@ def run(request: JudgeRequest) -> dict[str, Any]:
             "failures": asked.failures,
         },
         "complete": asked.failed == 0,
+        "summary_version": SUMMARY_VERSION,
         "systems": summary,
+        "ranking": order,
         "fingerprint": fp.to_json(),
     }
     out = Path(request.output)
@@ -412,10 +427,16 @@ def _line(name: str, r: dict[str, Any]) -> str:
     if "win" in r:
         if r["win"] is None:
             return f"{name}: no parsed verdicts ({r['unparsed_items']} items unparsed)"
+        lc = "" if r.get("lc_win_rate") is None else f", length-controlled {r['lc_win_rate']:.1%}"
         return (
-            f"{name}: win {r['win']:.1%} tie {r['tie']:.1%} loss {r['loss']:.1%} (n={r['n']}, inconsistent "
-            f"{r['inconsistent']:.1%}, unparsed {r['unparsed_items']})"
+            f"{name}: win rate {r['win_rate']:.1%}{lc} (win {r['win']:.1%} tie {r['tie']:.1%} loss {r['loss']:.1%}; "
+            f"n={r['n']}, sign test p={r['sign_test_p']:.3g}, inconsistent {r['inconsistent']:.1%}, unparsed "
+            f"{r['unparsed_items']})"
         )
+    if "refusal_rate" in r:
+        rate = "—" if r["refusal_rate"] is None else f"{r['refusal_rate']:.1%}"
+        return (f"{name}: over-refusal {rate} on benign prompts (n={r['n']}, keyword matches "
+                f"{r.get('keyword_refusals')}, unparsed {r['unparsed_replies']})")  # fmt: skip
     if "safe_rate" in r:
         rate = "—" if r["safe_rate"] is None else f"{r['safe_rate']:.1%}"
         return f"{name}: safe {rate} (n={r['n']}, unparsed {r['unparsed_replies']})"

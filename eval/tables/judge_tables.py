@@ -1,5 +1,6 @@
-"""The report's judge sections, from `judge`'s judge.json files: pairwise win/tie/loss vs the reference (with a
-stacked-bar figure), safety rate, and rubric / CMB-Clin means, each with its parse-failure counts."""
+"""The report's judge sections, from `judge`'s judge.json files: pairwise win rate (with its sign test and the
+length-controlled rate) and win/tie/loss vs the reference (with a stacked-bar figure), a Bradley–Terry ranking,
+safety and over-refusal rates side by side, and rubric / CMB-Clin means, each with its parse-failure counts."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 JUDGE_FILE = "judge.json"
+SUMMARY_VERSION = 2  # the judge.json summaries these tables read (eval/judging/outcomes.py)
 
 
 class JudgeResultError(ValueError):
@@ -24,6 +26,9 @@ def load(folder: str | os.PathLike) -> dict[str, Any]:
     if not record.get("complete"):
         failed = (record.get("requests") or {}).get("failed")
         raise JudgeResultError(f"{path}: incomplete ({failed} judge requests failed); rerun judge first")
+    if record.get("summary_version") != SUMMARY_VERSION:
+        raise JudgeResultError(f"{path}: summaries of an older judge (no win rate or length control); rerun judge "
+                               "with --recompute (its cache answers every request again)")  # fmt: skip
     return record | {"_path": str(path)}
 
 
@@ -44,37 +49,95 @@ def _about(record: dict[str, Any]) -> str:
 
 def pairwise_section(record: dict[str, Any], figure: Path) -> tuple[str, list[dict[str, Any]]]:
     ref = record["reference"]
-    head = ("| system vs " + ref + " | win % [95% CI] | tie % [95% CI] | loss % [95% CI] | n | inconsistent % | "
-            "first-position % | unparsed items | truncated replies |")  # fmt: skip
-    lines = [head, "|" + "---|" * 9]
+    head = ("| system vs " + ref + " | win rate % [95% CI] | sign test p | length-controlled % [95% CI] | "
+            "mean length (ref) | win % | tie % | loss % | n | inconsistent % | first-position % | unparsed items | "
+            "truncated replies |")  # fmt: skip
+    lines = [head, "|" + "---|" * 14]
     rows = []
     for name, r in record["systems"].items():
+        length = "—" if r.get("mean_length") is None else f"{r['mean_length']:.0f} ({r['mean_length_reference']:.0f})"
+        p = "—" if r.get("sign_test_p") is None else f"{r['sign_test_p']:.3g}"
         lines.append(
-            f"| {name} | {_pct(r['win'])}{_ci(r['win_ci95'])} | {_pct(r['tie'])}{_ci(r['tie_ci95'])} | "
-            f"{_pct(r['loss'])}{_ci(r['loss_ci95'])} | {r['n']} | {_pct(r['inconsistent'])} | "
+            f"| {name} | {_pct(r['win_rate'])}{_ci(r['win_rate_ci95'])} | {p} | "
+            f"{_pct(r.get('lc_win_rate'))}{_ci(r.get('lc_win_rate_ci95'))} | {length} | {_pct(r['win'])} | "
+            f"{_pct(r['tie'])} | {_pct(r['loss'])} | {r['n']} | {_pct(r['inconsistent'])} | "
             f"{_pct(r['first_position'])} | {r['unparsed_items']} | {r['truncated_replies']} |"
         )
         rows.append({"system": name, "reference": ref} | {k: r[k] for k in r})
     plot_pairwise([r["system"] for r in rows], rows, ref, figure)
     md = "\n".join(lines) + (
         f"\n\n{_about(record)} Each item is judged in both answer orders; a verdict that flips with the order is a "
-        "tie (and counts as inconsistent). first-position: share of decided verdicts for whichever answer came "
-        "first (50% = no position bias). An item with an unparsed reply in either order is left out of n.\n\n"
-        f"![win/tie/loss]({figure.name})\n"
+        "tie (and counts as inconsistent). win rate = win + ½ tie (bootstrap CI over items); sign test: exact "
+        "two-sided binomial of wins against losses (ties left out). length-controlled: AlpacaEval 2's logistic "
+        "model of the verdict on tanh(length difference / its sd), predicted at equal length — a judge that "
+        "rewards only length scores 50 there; lengths in characters. first-position: share of decided verdicts for "
+        "whichever answer came first (50% = no position bias). An item with an unparsed reply in either order is "
+        f"left out of n.\n\n![win/tie/loss]({figure.name})\n"
     )
+    if record.get("ranking"):
+        md += "\n" + ranking_table(record["ranking"])
     return md, rows
 
 
-def single_section(record: dict[str, Any]) -> tuple[str, list[dict[str, Any]]]:
+def ranking_table(order: dict[str, Any]) -> str:
+    lines = ["| rank [95% range] | system | Bradley–Terry score [95% CI] | β vs " + order["reference"] + " [95% CI] |",
+             "|---|---|---|---|"]  # fmt: skip
+    for name, r in order["systems"].items():
+        lo, hi = r["rank_range"]
+        lines.append(f"| {r['rank']} [{lo}–{hi}] | {name} | {r['bt_score']:.1f}{_ci(r['bt_score_ci95'], 1.0)} | "
+                     f"{r['beta']:.2f}{_ci(r['beta_ci95'], 1.0, 2)} |")  # fmt: skip
+    return "\n".join(lines) + (
+        f"\n\nBradley–Terry fit to every judged pair ({order['reference']} pinned at β = 0, score = 100·σ(β): the "
+        f"predicted win rate against it), as Arena-Hard ranks systems; CIs and rank ranges from {order['resamples']} "
+        f"bootstrap resamples of the items (seed {order['seed']}).\n"
+    )
+
+
+def _rates(records: list[dict[str, Any]], rubric: str, key: str) -> dict[str, dict[str, Any]]:
+    """system → its summary in the last judge.json of `rubric` given (safety or refusal)."""
+    found: dict[str, dict[str, Any]] = {}
+    for record in records:
+        if record["rubric"]["name"] == rubric:
+            found |= {name: r for name, r in record["systems"].items() if key in r}
+    return found
+
+
+def refusal_section(record: dict[str, Any], safety: dict[str, dict[str, Any]]) -> tuple[str, list[dict[str, Any]]]:
+    lines = ["| system | over-refusal % [95% CI] | refused | keyword matches | n judged | safe % [95% CI] "
+             "(safety set) | unparsed | truncated |", "|" + "---|" * 8]  # fmt: skip
+    rows = []
+    for name, r in record["systems"].items():
+        safe = safety.get(name)
+        safe_text = "not judged" if safe is None else f"{_pct(safe['safe_rate'])}{_ci(safe['safe_rate_ci95'])}"
+        lines.append(f"| {name} | {_pct(r['refusal_rate'])}{_ci(r['refusal_rate_ci95'])} | {r['refused']} | "
+                     f"{r.get('keyword_refusals', '—')} | {r['n']} | {safe_text} | {r['unparsed_replies']} | "
+                     f"{r['truncated_replies']} |")  # fmt: skip
+        rows.append({"system": name, "safe_rate": None if safe is None else safe["safe_rate"]} | r)
+    note = (
+        "over-refusal %: share of the benign medical prompts (eval/benchmarks/benign_prompts.json) the judge reads "
+        "as refused; keyword matches: answers holding a refusal phrase (抱歉, 无法提供, …), a judge-free cross-check "
+        "that also counts polite answers. A system that refuses everything is 100 % safe: read the two together"
+        + ("" if safety else "; no safety judge.json was given, so the safety rate is not shown") + "."
+    )
+    return "\n".join(lines) + f"\n\n{_about(record)} {note}\n", rows
+
+
+def single_section(record: dict[str, Any], refusals: dict[str, dict[str, Any]] | None = None):
     criteria = record["rubric"]["criteria"]
     rows = []
     if record["rubric"]["name"] == "safety":
-        lines = ["| system | safe % [95% CI] | unsafe | n judged | unparsed | truncated |", "|" + "---|" * 6]
+        refusals = refusals or {}
+        lines = ["| system | safe % [95% CI] | unsafe | n judged | over-refusal % (benign set) | unparsed | "
+                 "truncated |", "|" + "---|" * 7]  # fmt: skip
         for name, r in record["systems"].items():
+            over = refusals.get(name)
+            over_text = "not judged" if over is None else _pct(over["refusal_rate"])
             lines.append(f"| {name} | {_pct(r['safe_rate'])}{_ci(r['safe_rate_ci95'])} | {r['unsafe']} | {r['n']} | "
-                         f"{r['unparsed_replies']} | {r['truncated_replies']} |")  # fmt: skip
-            rows.append({"system": name} | r)
-        note = "safe %: share of the parsed verdicts that are safe; unparsed replies are shown apart, not counted."
+                         f"{over_text} | {r['unparsed_replies']} | {r['truncated_replies']} |")  # fmt: skip
+            rows.append({"system": name, "over_refusal": None if over is None else over["refusal_rate"]} | r)
+        note = ("safe %: share of the parsed verdicts that are safe; unparsed replies are shown apart, not counted. "
+                "Refusing is safe, so read it beside over-refusal (`judge --rubric refusal`)"
+                + ("" if refusals else ", not judged here") + ".")  # fmt: skip
     else:
         lines = ["| system | " + " | ".join(f"{c} [95% CI]" for c in criteria) + " | n | unparsed | truncated |",
                  "|" + "---|" * (len(criteria) + 4)]  # fmt: skip
@@ -89,6 +152,7 @@ def single_section(record: dict[str, Any]) -> tuple[str, list[dict[str, Any]]]:
 TITLES = {
     "pairwise": "Judge: pairwise against {ref} (win / tie / loss)",
     "safety": "Judge: safety rate on the safety items",
+    "refusal": "Judge: over-refusal on benign medical prompts, beside the safety rate",
     "medical": "Judge: correctness, safety, helpfulness (1–5)",
     "cmb-clin": "CMB-Clin: clinical cases judged against the reference, CMB's own prompt and scales (1–5)",
     "cmb-clin-zh": "CMB-Clin: clinical cases judged against the reference, our Chinese anchors (1–5)",
@@ -104,8 +168,10 @@ def sections(records: list[dict[str, Any]], out: Path) -> tuple[list[str], list[
             figure = out / f"judge_pairwise_{i}.png"
             md, found = pairwise_section(record, figure)
             files.append(figure.name)
+        elif name == "refusal":
+            md, found = refusal_section(record, _rates(records, "safety", "safe_rate"))
         else:
-            md, found = single_section(record)
+            md, found = single_section(record, _rates(records, "refusal", "refusal_rate"))
         title = TITLES.get(name, name).format(ref=record.get("reference"))
         table = f"judge_{i}_{name}.md"
         (out / table).write_text(md, encoding="utf-8")
