@@ -11,6 +11,7 @@ import pytest
 from judge_stub import Endpoint, Stubs
 
 from eval import run as eval_run
+from eval.judging import verdicts
 
 RECORDS = [{"instruction": f"问题{i}", "input": "", "output": f"答{i}", "history": [], "id": f"q{i}"} for i in range(4)]
 
@@ -111,6 +112,6 @@ def test_a_result_read_by_an_older_parser_is_refused_and_recompute_rereads_the_c
     capsys.readouterr()
     assert eval_run.main(argv(url, inputs, out)) == 2
     err = capsys.readouterr().err
-    assert "parser_version: 1 → 2" in err and "--recompute" in err
+    assert f"parser_version: 1 → {verdicts.PARSER_VERSION}" in err and "--recompute" in err
     assert eval_run.main(argv(url, inputs, out, "--recompute")) == 0
     assert endpoint.chat_requests == 8, "the cached replies are read again by the new parser, not asked again"

@@ -2,9 +2,11 @@
 
 Read from the last object-like span `{…}` that names a criterion — JSON, single-quoted dicts, CMB's own example
 with typographic quotes and spaces (`{ ‘ fluency ’: 3 , …}`), a trailing comma, a fenced block — or, where there
-is none, from "name: n" lines (`- **流畅性**：4`, `fluency: 4/5`, `流畅性 4 分`). A value that is not a whole
-number on the 1–5 scale (4.5, 4-5, 8/10, true) voids the reply rather than being rounded or skipped, and so do
-two different values for one criterion in the lines: a wrong score is worse than an unparsed one.
+is none, from "name: n" lines (`- **流畅性**：4`, `fluency: 4/5`, `流畅性 4 分`, `4 out of 5`, `4分（满分5分）`,
+`5分制下为4分`). A value that is not a whole number on the 1–5 scale (4.5, 4-5, 4 to 5, 8/10, 4分（满分10分）,
+5/5 -> 4/5, true) voids the reply rather than being rounded or skipped, and so do two different values for one
+criterion in the lines: a wrong score is worse than an unparsed one. An object quoted as an example
+(`参考格式：{'fluency': 1, …}`, "e.g. {…}") is no score.
 """
 
 from __future__ import annotations
@@ -26,6 +28,20 @@ _QUOTES = str.maketrans({"“": '"', "”": '"', "‘": "'", "’": "'", "„": 
 _OBJECT = re.compile(r"\{[^{}]*\}")
 _VALUE = re.compile(r"(\d+)(?:\.(\d+))?\s*(?:分|points?)?\s*(?:/\s*(\d+))?")
 _INVALID = object()
+# what a line holds after the criterion's name: an optional scale first ("5分制下为4分"), the value, its unit, the
+# scale after it ("/5", "out of 10", "（满分10分）"), and whatever would make it a range or a revision ("4 to 5",
+# "5/5 -> 4/5")
+_LINE_VALUE = (
+    r"(?:(\d+)\s*分制(?:下|中|里)?\s*[,，]?\s*(?:为|是|得|给|打)?\s*)?"
+    r"(\d+(?:\.\d+)?)(?:\s*(?:分|points?))?"
+    r"(?:\s*(?:/|out\s+of|[(（]\s*(?:满分|总分|out\s+of)|[,，]?\s*满分)\s*(\d+)\s*(?:分|points?)?\s*[)）]?)?"
+    r"(\s*(?:->|=>|[-–~→⇒]|\bto\b|\bor\b|至|到|或)\s*\d)?"
+)
+_EXAMPLE = re.compile(
+    r"((?:参考|示例|样例|例如|比如|模板|\bexample|\be\.g\.|\bfor\s+instance|\btemplate|\bsample|\bsuch\s+as)"
+    r"[^\n{}]{0,30}?)\{[^{}]*\}",
+    re.IGNORECASE,
+)
 
 
 def normalise(text: str) -> str:
@@ -76,13 +92,19 @@ def _from_lines(text: str, criteria: tuple[str, ...]) -> dict[str, int] | None:
     names = sorted({n for c in criteria for n in _names(c)}, key=len, reverse=True)
     pattern = re.compile(
         r"(?<![A-Za-z])(" + "|".join(re.escape(n) for n in names) + r")(?![A-Za-z])\s*"
-        r"(?:[:：=]\s*|(?=\d+(?:\.\d+)?\s*分))(\d+(?:\.\d+)?(?:\s*[-–~]\s*\d+)?\s*(?:分|points?)?\s*(?:/\s*\d+)?)",
+        r"(?:[:：=]\s*|(?=\d+(?:\.\d+)?\s*分))" + _LINE_VALUE,
         re.IGNORECASE,
     )
     seen: dict[str, set[str]] = {}
     for match in pattern.finditer(text):
         criterion = next(c for c in criteria if match.group(1).lower() in (n.lower() for n in _names(c)))
-        seen.setdefault(criterion, set()).add(re.sub(r"\s+", "", match.group(2)))
+        before, value, after, tail = match.group(2, 3, 4, 5)
+        scale = {s for s in (before, after) if s}
+        if tail or len(scale) > 1:
+            value = "?"  # a range, a revision or two scales: no one score
+        elif scale:
+            value += "/" + scale.pop()
+        seen.setdefault(criterion, set()).add(value)
     if not seen:
         return None
     scores = {}
@@ -98,7 +120,7 @@ def parse_scores(reply: str, criteria: tuple[str, ...]) -> dict[str, int] | None
     """{criterion: 1..5} for every criterion, or None."""
     if not isinstance(reply, str) or not reply.strip():
         return None
-    text = normalise(reply)
+    text = _EXAMPLE.sub(r"\1", normalise(reply))
     wanted = {n.lower() for c in criteria for n in _names(c)}
     named = [pairs for pairs in objects(text) if wanted & set(pairs)]
     if named:
