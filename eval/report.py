@@ -1,9 +1,11 @@
 """`report`: Table 2, Table 3 (Markdown + CSV, the paper's values alongside) and Figure 4 from run folders.
 
-A run folder is one system: run.json ({"system": "MedAsst", ...}) plus mcq.json (from `mcq`) and/or scores.json
-with scores_per_sample.jsonl (from `score`). Each system is tested against the reference (MedAsst) with a paired
-bootstrap: over per-question correctness for Table 2 (each benchmark resampled on its own; overall = mean of the
-two, as in the paper) and over per-sample scores for Table 3, on the items both systems answered.
+A run folder is one system: run.json ({"system": "MedAsst", ...}; several folders of one system, each with its own
+"seed", are aggregated into one row: mean, sd and a t interval over the seeds) plus mcq.json (from `mcq`) and/or
+scores.json with scores_per_sample.jsonl (from `score`). Each system is tested against the reference (MedAsst)
+with a paired bootstrap: over per-question correctness for Table 2 (each benchmark resampled on its own; overall =
+mean of the two, as in the paper; Holm-adjusted over the table) and over per-sample scores for Table 3, on the
+items both systems answered.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from eval.common import fingerprint as fpr
 from eval.common import requests
 from eval.common.files import InputFileError, atomic_write_text, iter_jsonl, read_json, write_json
 from eval.metrics import stats
-from eval.tables import judge_tables, table2, table3, xmedbench
+from eval.tables import judge_tables, seeds, table2, table3, xmedbench
 from eval.tables import paper_numbers as paper
 from eval.tables.common import Context, Run
 
@@ -34,7 +36,7 @@ PER_SAMPLE_FILE = "scores_per_sample.jsonl"
 PREDICTIONS_FILE = "generated_predictions.jsonl"
 GENERATE_RUN_FILE = "generate_run.json"
 REPORT_FILE = "report.json"
-FORMAT_VERSION = 2  # of the tables: bump when a table's content or layout changes
+FORMAT_VERSION = 3  # of the tables: bump when a table's content or layout changes (3: CIs, Holm, per-question, seeds)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -207,7 +209,7 @@ def load_run(folder: str | Path) -> Run:
     else:
         system = folder.name
         warnings.warn(f"{folder} has no {RUN_FILE}; calling the system {system!r}", stacklevel=2)
-    run = Run(system=str(system), path=folder)
+    run = Run(system=str(system), path=folder, seed=info.get("seed") if (folder / RUN_FILE).exists() else None)
     if (folder / MCQ_FILE).exists():
         run.mcq = check_mcq(read_json(folder / MCQ_FILE), folder / MCQ_FILE)
         run.correct = _mcq_correctness(run.mcq, folder / MCQ_FILE)
@@ -255,11 +257,7 @@ def check_predictions_unchanged(scores: dict[str, Any], folder: Path) -> None:
 
 
 def order_systems(runs: list[Run]) -> list[Run]:
-    seen: dict[str, Run] = {}
-    for run in runs:
-        if run.system in seen:
-            raise InputFileError(f"two run folders name the system {run.system!r}: {seen[run.system].path}, {run.path}")
-        seen[run.system] = run
+    runs = seeds.group(runs)
     rank = {name: i for i, name in enumerate(paper.SYSTEMS)}
     return sorted(runs, key=lambda r: (rank.get(r.system, len(rank)), r.system))
 

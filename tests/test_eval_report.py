@@ -73,7 +73,8 @@ def test_report_tables_and_figure(five_runs: list[Path], tmp_path: Path):
     table2 = list(csv.DictReader((out / "table2.csv").open(encoding="utf-8")))
     assert [r["system"] for r in table2] == list(paper.SYSTEMS)
     assert float(table2[3]["overall_paper"]) == 87.40
-    assert float(table2[1]["overall_p"]) < 0.05
+    assert float(table2[1]["overall_p_raw"]) < 0.05  # Holm over 16 tests lifts 200 resamples' floor 1/201 above 0.05
+    assert float(table2[1]["overall_p"]) >= float(table2[1]["overall_p_raw"])
     assert float(table2[3]["overall_p"]) > 0.05  # 0.86 vs 0.88 on 110 questions: not distinguishable
     md = (out / "table3.md").read_text(encoding="utf-8")
     assert "| BLEU-4 | BLEU-4 (paper) | p vs MedAsst |" in md

@@ -25,6 +25,8 @@ class Run:
     per_sample: dict[str, dict[str, float]] = field(default_factory=dict)  # id → metric → score
     correct: dict[str, dict[str, float]] = field(default_factory=dict)  # benchmark → question id → 0/1
     generation: dict[str, Any] | None = None  # generate_run.json of the scored predictions, when found
+    seed: Any = None  # run.json's "seed": runs of one system that differ by it are aggregated (eval/tables/seeds.py)
+    seeds: list[Run] = field(default_factory=list)  # an aggregated row: the runs it is the mean of
 
 
 @dataclass(frozen=True)
@@ -112,8 +114,14 @@ def build_table(
     p_of,
     n_of,
     extra: dict[str, Any] | None = None,
+    ci_of=None,
+    adjust=None,
 ) -> tuple[str, str, list[dict[str, Any]]]:
-    """(Markdown, CSV, rows): per column ours | paper | p vs the reference, then `extra` columns (key → fn(run))."""
+    """(Markdown, CSV, rows): per column ours | paper | p vs the reference, then `extra` columns (key → fn(run)).
+
+    ci_of(run, column) → (low, high) or None: ours is shown with its 95 % CI, and a paper value outside it is
+    marked †. adjust(p-values) → p-values: the table's p-values as one family (e.g. stats.holm); the raw ones
+    stay in the CSV as `_p_raw`."""
     extra = extra or {}
     rows: list[dict[str, Any]] = []
     for run in runs:
@@ -124,7 +132,18 @@ def build_table(
             row[col] = value_of(run, col)
             row[f"{col}_paper"] = paper_values.get(run.system, {}).get(col)
             row[f"{col}_p"] = pvals.get(col)
+            if ci_of is not None:
+                ci = ci_of(run, col)
+                row[f"{col}_ci95"] = None if ci is None else [float(ci[0]), float(ci[1])]
+                ours_paper = row[f"{col}_paper"]
+                row[f"{col}_paper_outside_ci"] = (None if ci is None or ours_paper is None
+                                                  else not ci[0] <= ours_paper <= ci[1])  # fmt: skip
         rows.append(row)
+    if adjust is not None:
+        cells = [(row, col) for row in rows for col in columns]
+        adjusted = adjust([row[f"{col}_p"] for row, col in cells])
+        for (row, col), value in zip(cells, adjusted, strict=True):
+            row[f"{col}_p_raw"], row[f"{col}_p"] = row[f"{col}_p"], value
     ref_name = ref.system if ref is not None else "—"
     head = ["system", "n"]
     for col in columns:
@@ -135,14 +154,23 @@ def build_table(
     for row in rows:
         cells = [row["system"], "—" if row["n"] is None else str(row["n"])]
         for col in columns:
-            cells += [num(row[col]), num(row[f"{col}_paper"]), p_text(row[f"{col}_p"])]
+            ci = row.get(f"{col}_ci95")
+            ours = num(row[col]) + ("" if ci is None else f" [{num(ci[0])}, {num(ci[1])}]")
+            paper_cell = num(row[f"{col}_paper"]) + (" †" if row.get(f"{col}_paper_outside_ci") else "")
+            cells += [ours, paper_cell, p_text(row[f"{col}_p"])]
         cells += [str(row[key]) for key in extra]
         md.append("| " + " | ".join(cells) + " |")
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
-    csv_head = ["system", "n"] + [f"{c}{s}" for c in columns for s in ("", "_paper", "_p")] + list(extra)
+    suffixes = ("", "_ci95_low", "_ci95_high", "_paper", "_p", "_p_raw") if ci_of is not None else ("", "_paper", "_p")
+    csv_head = ["system", "n"] + [f"{c}{s}" for c in columns for s in suffixes] + list(extra)
     writer.writerow(csv_head)
     for row in rows:
+        if ci_of is not None:
+            for col in columns:
+                ci = row.get(f"{col}_ci95")
+                row[f"{col}_ci95_low"], row[f"{col}_ci95_high"] = (None, None) if ci is None else ci
+                row.setdefault(f"{col}_p_raw", row[f"{col}_p"])
         writer.writerow(["" if row[k] is None else (round(row[k], 6) if isinstance(row[k], float) else row[k])
                          for k in csv_head])  # fmt: skip
     return "\n".join(md) + "\n", buffer.getvalue(), rows

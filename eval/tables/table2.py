@@ -1,5 +1,8 @@
 """Table 2: accuracy on the paper's CMMLU + C-Eval medical questions, the paper's values beside ours, a paired
-bootstrap p-value against the reference per column (overall = the mean of the two benchmarks, as in the paper)."""
+bootstrap p-value against the reference per column (overall = the mean of the two benchmarks, as in the paper;
+beside it the question-weighted overall, where a C-Eval question does not weigh ~15 CMMLU ones). Each cell has a
+95 % CI (Wilson per benchmark, a stratified bootstrap for the paper's overall), a paper value outside it is
+marked †, and the table's p-values are Holm-adjusted as one family."""
 
 from __future__ import annotations
 
@@ -10,7 +13,7 @@ import numpy as np
 
 from eval.common.files import atomic_write_text
 from eval.metrics import stats
-from eval.tables import contamination
+from eval.tables import contamination, seeds
 from eval.tables import paper_numbers as paper
 from eval.tables.common import (
     Context,
@@ -22,6 +25,11 @@ from eval.tables.common import (
     protocol_labels,
     protocol_of,
 )
+
+BENCHES = tuple(c for c in paper.TABLE2_COLUMNS if c != "overall")
+WEIGHTED = "weighted"
+COLUMNS = (*paper.TABLE2_COLUMNS, WEIGHTED)
+LABELS = paper.TABLE2_LABELS | {WEIGHTED: "overall (per question)"}
 
 
 def mcq_protocol(run: Run) -> dict[str, Any] | None:
@@ -44,6 +52,9 @@ def paper_questions(run: Run) -> bool:
 def mcq_value(run: Run, column: str) -> float | None:
     if run.mcq is None:
         return None
+    if column == WEIGHTED:
+        counts = _counts(run)
+        return None if counts is None else 100.0 * sum(c for c, _ in counts) / sum(n for _, n in counts)
     if column == "overall":
         value = run.mcq.get("overall")
     else:
@@ -51,8 +62,40 @@ def mcq_value(run: Run, column: str) -> float | None:
     return None if value is None else float(value)
 
 
+def _counts(run: Run) -> list[tuple[float, int]] | None:
+    """(correct, n) per benchmark of Table 2, None unless the run has both."""
+    benches = (run.mcq or {}).get("benchmarks") or {}
+    if not all(b in benches for b in BENCHES):
+        return None
+    return [(benches[b]["accuracy"] * benches[b]["n"] / 100.0, int(benches[b]["n"])) for b in BENCHES]
+
+
+def mcq_ci(run: Run, column: str, resamples: int, seed: int) -> tuple[float, float] | None:
+    """95 % CI (×100): Wilson for a benchmark and for the pooled questions; the mean of the two benchmarks from a
+    bootstrap of each on its own (it needs the per-question correctness of mcq.json's predictions)."""
+    spread = seeds.spread(run, mcq_value, column)
+    if spread is not None:
+        return spread["ci95"]
+    counts = _counts(run)
+    if column in BENCHES:
+        bench = ((run.mcq or {}).get("benchmarks") or {}).get(column)
+        if not bench:
+            return None
+        lo, hi = stats.wilson_ci(bench["accuracy"] * bench["n"] / 100.0, int(bench["n"]))
+    elif column == WEIGHTED:
+        if counts is None:
+            return None
+        lo, hi = stats.wilson_ci(sum(c for c, _ in counts), sum(n for _, n in counts))
+    else:
+        if not all(run.correct.get(b) for b in BENCHES):
+            return None
+        groups = [np.array(list(run.correct[b].values())) for b in BENCHES]
+        lo, hi = stats.stratified_bootstrap_ci(groups, lambda m: sum(m) / len(m), resamples, seed)
+    return 100.0 * lo, 100.0 * hi
+
+
 def mcq_p_values(run: Run, ref: Run, resamples: int, seed: int) -> dict[str, float | None]:
-    out: dict[str, float | None] = dict.fromkeys(paper.TABLE2_COLUMNS)
+    out: dict[str, float | None] = dict.fromkeys(COLUMNS)
     benches = [b for b in paper.TABLE2_COLUMNS if b != "overall" and b in run.correct and b in ref.correct]
     groups_a, groups_b = [], []
     for bench in benches:
@@ -70,7 +113,20 @@ def mcq_p_values(run: Run, ref: Run, resamples: int, seed: int) -> dict[str, flo
             return sum(means) / len(means)
 
         out["overall"] = stats.paired_bootstrap_p(groups_a, groups_b, overall, resamples=resamples, seed=seed)
+        pooled_a, pooled_b = np.concatenate(groups_a), np.concatenate(groups_b)
+        out[WEIGHTED] = stats.paired_bootstrap_p([pooled_a], [pooled_b], resamples=resamples, seed=seed)
     return out
+
+
+def _note(tests: int, marked: bool) -> str:
+    return (
+        "Each accuracy with its 95 % CI: Wilson for CMMLU, C-Eval and the per-question overall (all their questions "
+        "pooled, each weighing the same); for the paper's overall (the mean of the two benchmarks, so a C-Eval "
+        "question weighs ~15 CMMLU ones) a bootstrap of each benchmark on its own. "
+        + ("† marks a paper value outside our CI. " if marked else "")
+        + (f"p-values are Holm-adjusted over the table's {tests} tests (the raw ones: `_p_raw` in table2.csv).\n"
+           if tests else "\n")
+    )
 
 
 def section(runs: list[Run], ref: Run | None, ctx: Context, out: Path) -> Section | None:
@@ -103,6 +159,10 @@ def section(runs: list[Run], ref: Run | None, ctx: Context, out: Path) -> Sectio
             "**scoring**: `logits` reads the letter with the highest next-token logit; `generate` parses it from a "
             "greedy reply, and an unparsed reply counts as wrong.\n"
         )
+    if any(r.seeds for r in mcq_runs):
+        extra2["seeds"] = seeds.seeds_text
+        extra2["sd over seeds"] = lambda r: seeds.sd_text(r, mcq_value, COLUMNS, LABELS)
+        notes2.append(seeds.NOTE)
     audit = contamination.load_audit(ctx.contamination)
     if audit is not None:
         benches = tuple(c for c in paper.TABLE2_COLUMNS if c != "overall")
@@ -111,11 +171,13 @@ def section(runs: list[Run], ref: Run | None, ctx: Context, out: Path) -> Sectio
     notes2 += outside_paper(mcq_runs, paper.TABLE2)
     paper2 = {name: values for name, values in paper.TABLE2.items() if name in comparable}
     md, text, rows = build_table(
-        mcq_runs, ref if ref and ref.mcq else None, paper.TABLE2_COLUMNS, paper.TABLE2_LABELS, paper2,
+        mcq_runs, ref if ref and ref.mcq else None, COLUMNS, LABELS, paper2,
         mcq_value, lambda r, f: mcq_p_values(r, f, resamples, seed),
         lambda r: sum(int((r.mcq.get("benchmarks") or {}).get(b, {}).get("n", 0)) for b in ("cmmlu", "ceval")),
-        extra2,
+        extra2, ci_of=lambda r, c: mcq_ci(r, c, resamples, seed), adjust=stats.holm,
     )  # fmt: skip
+    tests = sum(row[f"{c}_p_raw"] is not None for row in rows for c in COLUMNS)
+    notes2.insert(0, _note(tests, any(row.get(f"{c}_paper_outside_ci") for row in rows for c in COLUMNS)))
     md += "".join("\n" + note for note in notes2) + footer
     atomic_write_text(out / "table2.md", md)
     atomic_write_text(out / "table2.csv", text)

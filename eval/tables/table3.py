@@ -12,6 +12,7 @@ import numpy as np
 from eval.common.files import atomic_write_text
 from eval.metrics import stats
 from eval.tables import paper_numbers as paper
+from eval.tables import seeds
 from eval.tables.common import (
     Context,
     Run,
@@ -81,13 +82,18 @@ def section(runs: list[Run], ref: Run | None, ctx: Context, out: Path) -> Sectio
     if labels3:
         extra3["protocol"] = lambda r: labels3[r.system]
     notes3 = [note3] if note3 else []
+    value3 = lambda r, c: None if r.scores.get(c) is None else float(r.scores[c])  # noqa: E731
+    if any(r.seeds for r in gen_runs):
+        extra3["seeds"] = seeds.seeds_text
+        extra3["sd over seeds"] = lambda r: seeds.sd_text(r, value3, paper.TABLE3_COLUMNS, paper.TABLE3_LABELS)
+        notes3.append(seeds.NOTE)
     notes3 += outside_paper(gen_runs, paper.TABLE3)
     lonely = no_shared_items(gen_runs, ref if ref and ref.scores else None, lambda r: set(r.per_sample))
     if lonely:
         notes3.append(f"No p-value for {', '.join(lonely)}: no test item in common with {reference}.\n")
     md, text, rows = build_table(
         gen_runs, ref if ref and ref.scores else None, paper.TABLE3_COLUMNS, paper.TABLE3_LABELS, paper.TABLE3,
-        lambda r, c: None if r.scores.get(c) is None else float(r.scores[c]),
+        value3,
         lambda r, f: gen_p_values(r, f, resamples, seed),
         lambda r: r.scores.get("n"),
         extra3,
