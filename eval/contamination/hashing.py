@@ -46,6 +46,12 @@ def prefix(chars: np.ndarray) -> np.ndarray:
     return out
 
 
+def powers_up(start: int, stop: int) -> np.ndarray:
+    """B^k for start ≤ k < stop (a slice: the windows of every position multiply by it)."""
+    _POWERS.ensure(stop)
+    return _POWERS.up[start:stop]
+
+
 def windows(p: np.ndarray, starts: np.ndarray, length: int) -> np.ndarray:
     """Hashes of the windows [s, s + length) for each s in `starts` (all inside the text P was built from)."""
     with np.errstate(over="ignore"):

@@ -33,7 +33,7 @@ def dialogue_turns(record: dict[str, Any]) -> tuple[list[str], list[str]]:
     """(question side: history turns, instruction, input; answer side: output) of an Alpaca record."""
     question: list[str] = []
     history = record.get("history")
-    if isinstance(history, list):
+    if history and isinstance(history, list):
         for turn in history:
             if isinstance(turn, list | tuple):
                 question.extend(t for t in turn if isinstance(t, str))
@@ -87,19 +87,25 @@ class _Chunk:
         self.pending: dict[int, tuple[str | None, int]] = {}
         self.chars = 0
 
-    def add(self, record: dict[str, Any]) -> None:
-        question, answer = dialogue_turns(record)
-        turns = [t for t in question + answer if t]
-        rid = record.get("id")
+    def add(self, rid: Any, turns: list[str]) -> None:
         me = (str(rid) if isinstance(rid, str | int) and rid != "" else None, self.lines)
         self.pending[self.records] = me
+        size = sum(map(len, turns))
+        if size <= PIECE_CHARS and self.chars < BATCH_CHARS:  # the common case, without the generator
+            self.units.append(turns)
+            self.unit_record.append(self.records)
+            self.chars += size
+            self.records += 1
+            if len(self.pending) >= BATCH_LINES or self.chars >= BATCH_CHARS:
+                self.flush()
+            return
         for unit in _units(turns):
             if self.chars >= BATCH_CHARS:  # a long record's pieces go out batch by batch
                 self.flush()
                 self.pending[self.records] = me
             self.units.append(unit)
             self.unit_record.append(self.records)
-            self.chars += sum(len(t) for t in unit)
+            self.chars += sum(map(len, unit))
         self.records += 1
         if len(self.pending) >= BATCH_LINES or self.chars >= BATCH_CHARS:
             self.flush()
@@ -195,10 +201,11 @@ def scan_chunk(path: Path, start: int, end: int, near_cutoff: float, index: Inde
                 state.skipped["not_an_object"] = state.skipped.get("not_an_object", 0) + 1
                 continue
             question, answer = dialogue_turns(record)
-            if not any(question) and not any(answer):
+            turns = [t for t in question + answer if t]
+            if not turns:
                 state.skipped["no_text"] = state.skipped.get("no_text", 0) + 1
                 continue
-            state.add(record)
+            state.add(record.get("id"), turns)
     state.flush()
     found = np.nonzero(index.found)[0]
     return {"records": state.records, "lines": state.lines, "skipped": state.skipped, "found": found,
