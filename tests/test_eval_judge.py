@@ -173,7 +173,7 @@ def test_a_judge_that_always_says_a_gives_all_ties(taught_server, systems, tmp_p
                             cwd=REPO_ROOT, capture_output=True, text=True, timeout=300)  # fmt: skip
     assert report.returncode == 0, report.stderr[-2000:]
     md = (tmp_path / "report" / "report.md").read_text(encoding="utf-8")
-    assert "pairwise against medasst" in md and "| baseline | 0.0" in md and "unparsed items" in md
+    assert "pairwise against medasst" in md and "| baseline | 50.0 [50.0, 50.0] | " in md and "unparsed items" in md
     assert "not part of its comparison; no paper value): run-medasst" in md
     assert (tmp_path / "report" / "judge_pairwise_1.png").stat().st_size > 1000
 
