@@ -263,3 +263,22 @@ def test_scores_of_predictions_kept_outside_the_run_folder_are_checked_too(tmp_p
     capsys.readouterr()
     assert eval_run.main(argv) == 2
     assert "changed after" in capsys.readouterr().err
+
+
+def test_table3_is_also_shown_on_the_dialogues_no_systems_prompt_was_cut(tmp_path: Path):
+    """Which prompts cutoff_len cuts depends on the tokenizer (Mistral's cut 20 of the demo's 43, Qwen2's 3): the
+    second block compares every system on the same uncut inputs."""
+    medasst = make_run(tmp_path, "MedAsst", 0.8)
+    mistral = make_run(tmp_path, "Mistral-7B", 0.4)
+    for folder, cut in ((medasst, ["x-0", "x-1"]), (mistral, [f"x-{i}" for i in range(1, 21)])):
+        truncation = {"mode": "lf", "cutoff_len": 512, "n": 60, "prompts_cut": len(cut), "references_cut": 0,
+                      "records_cut": len(cut), "ids_cut": cut, "prompt_ids_cut": cut}  # fmt: skip
+        (folder / "generate_run.json").write_text(json.dumps({"backend": "hf", "truncation": truncation}))
+    result = run_report([medasst, mistral], tmp_path / "out", resamples=50)
+    uncut = {row["system"]: row for row in result["table3_uncut"]}
+    assert uncut["MedAsst"]["n"] == uncut["Mistral-7B"]["n"] == 60 - 21
+    per_sample = [json.loads(x) for x in (medasst / "scores_per_sample.jsonl").read_text().splitlines()]
+    expected = sum(r["bleu-4"] for r in per_sample[21:]) / 39
+    assert abs(uncut["MedAsst"]["bleu-4"] - expected) < 1e-9
+    md = (tmp_path / "out" / "table3.md").read_text(encoding="utf-8")
+    assert "On the 39 dialogues no system's prompt was cut (21 cut for at least one system)" in md

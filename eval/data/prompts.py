@@ -44,17 +44,26 @@ class Example:
 
 UNCUT = 1 << 40  # a cutoff_len no record reaches: the same processor then measures the untruncated lengths
 
+# How a prompt longer than cutoff_len is cut. "lf": as LLaMA-Factory's predict does (the paper's protocol): the
+# prompt's share of cutoff_len is sized by the reference's length and the prompt's *end* is cut, so with a long
+# reference the patient's last message and the assistant header are lost. "keep-end": the reference plays no
+# part; the prompt keeps its last cutoff_len tokens, which always hold the last patient turn and the header.
+TRUNCATIONS: tuple[str, ...] = ("lf", "keep-end")
 
-def truncation_summary(examples: list[Example], cutoff_len: int) -> dict[str, Any]:
-    """How many prompts and references LF's cutoff_len cut (it differs by tokenizer), with the ids cut."""
+
+def truncation_summary(examples: list[Example], cutoff_len: int, mode: str = "lf") -> dict[str, Any]:
+    """How many prompts and references cutoff_len cut (it differs by tokenizer), with the ids cut; `prompt_ids_cut`
+    names the dialogues whose prompt lost tokens (Table 3 is also shown on the dialogues no system's prompt lost)."""
     cut = [e for e in examples if e.prompt_cut or e.label_cut]
     return {
+        "mode": mode,
         "cutoff_len": cutoff_len,
         "n": len(examples),
         "prompts_cut": sum(e.prompt_cut for e in examples),
         "references_cut": sum(e.label_cut for e in examples),
         "records_cut": len(cut),
         "ids_cut": [e.id for e in cut],
+        "prompt_ids_cut": [e.id for e in examples if e.prompt_cut],
     }
 
 
@@ -179,8 +188,12 @@ def build_examples(
     cutoff_len: int,
     max_samples: int | None = None,
     read: tuple[Any, list[dict[str, Any]]] | None = None,
+    truncation: str = "lf",
 ) -> list[Example]:
-    """Prompt and reference token ids per record, as LF's predict would feed and score them."""
+    """Prompt and reference token ids per record, as LF's predict would feed and score them (`truncation`
+    "lf"), or with the prompt cut from its start and the reference whole ("keep-end", see TRUNCATIONS)."""
+    if truncation not in TRUNCATIONS:
+        raise DatasetError(f"truncation {truncation!r}: choose from {', '.join(TRUNCATIONS)}")
     from llamafactory.data.converter import get_dataset_converter
     from llamafactory.data.processor import UnsupervisedDatasetProcessor
 
@@ -217,12 +230,15 @@ def build_examples(
             continue
         full = uncut.preprocess_dataset(batch)
         source = record.get("source")
+        prompt, label = list(encoded["input_ids"][0]), list(encoded["labels"][0])
+        if truncation == "keep-end":
+            prompt, label = list(full["input_ids"][0])[-cutoff_len:], list(full["labels"][0])
         examples.append(
             Example(
                 id=rid,
                 source=None if source is None else str(source),
-                input_ids=list(encoded["input_ids"][0]),
-                label_ids=list(encoded["labels"][0]),
+                input_ids=prompt,
+                label_ids=label,
                 full_prompt_len=len(full["input_ids"][0]),
                 full_label_len=len(full["labels"][0]),
             )

@@ -68,6 +68,39 @@ def gen_p_values(run: Run, ref: Run, resamples: int, seed: int) -> dict[str, flo
     return out
 
 
+def prompt_cut_ids(run: Run) -> set[str] | None:
+    """The dialogues whose prompt lost tokens at cutoff_len in this run's generation (None: not recorded)."""
+    cut = (run.generation or {}).get("truncation")
+    if not isinstance(cut, dict) or not isinstance(cut.get("prompt_ids_cut"), list):
+        return None
+    return {str(i) for i in cut["prompt_ids_cut"]}
+
+
+def uncut_table(gen_runs: list[Run]) -> tuple[str, list[dict[str, Any]]]:
+    """Table 3's means on the dialogues no system's prompt lost a token of: which dialogues are cut depends on
+    each tokenizer (and, with LLaMA-Factory's truncation, on the reference's length), so the full table compares
+    systems partly on different inputs; this one does not. Empty when a run does not record its cut prompts."""
+    cuts = [prompt_cut_ids(r) for r in gen_runs]
+    if any(c is None for c in cuts) or not any(cuts):
+        return "", []
+    cut = set().union(*cuts)
+    shared = set.intersection(*(set(r.per_sample) for r in gen_runs)) - cut
+    rows = []
+    head = ["system", "n", *[paper.TABLE3_LABELS[c] for c in paper.TABLE3_COLUMNS]]
+    md = ["| " + " | ".join(head) + " |", "|---|" + "---:|" * (len(head) - 1)]
+    for run in gen_runs:
+        row: dict[str, Any] = {"system": run.system, "n": len(shared)}
+        for metric in paper.TABLE3_COLUMNS:
+            values = [run.per_sample[i][metric] for i in sorted(shared) if metric in run.per_sample[i]]
+            row[metric] = float(np.mean(values)) if values else None
+        rows.append(row)
+        md.append("| " + " | ".join([run.system, str(len(shared))] + [num(row[c]) for c in paper.TABLE3_COLUMNS])
+                  + " |")  # fmt: skip
+    heading = (f"\n### On the {len(shared)} dialogues no system's prompt was cut ({len(cut)} cut for at least one "
+               "system)\n\n")  # fmt: skip
+    return heading + "\n".join(md) + "\n", rows
+
+
 def section(runs: list[Run], ref: Run | None, ctx: Context, out: Path) -> Section | None:
     gen_runs = [r for r in runs if r.scores is not None]
     if not gen_runs:
@@ -98,10 +131,13 @@ def section(runs: list[Run], ref: Run | None, ctx: Context, out: Path) -> Sectio
         lambda r: r.scores.get("n"),
         extra3,
     )  # fmt: skip
-    md += "".join("\n" + note for note in notes3) + footer
+    uncut_md, uncut_rows = uncut_table(gen_runs)
+    md += uncut_md + "".join("\n" + note for note in notes3) + footer
     atomic_write_text(out / "table3.md", md)
     atomic_write_text(out / "table3.csv", text)
     result: dict[str, Any] = {"table3": rows, "table3_protocols": labels3 or "one protocol"}
+    if uncut_rows:
+        result["table3_uncut"] = uncut_rows
     values = [[row[c] for c in paper.TABLE3_COLUMNS] for row in rows]
     labels = [paper.TABLE3_LABELS[c] for c in paper.TABLE3_COLUMNS]
     result["figure4"] = plot_table3(
