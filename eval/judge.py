@@ -43,6 +43,7 @@ from eval.judging.client import (
     ask_all,
     request_key,
 )
+from eval.judging.console import notes, summary_line
 from eval.judging.outcomes import SUMMARY_VERSION, judge_pairwise, judge_single, ranking
 from eval.metrics import stats
 from medasst.facts import CMB_CLIN, MERGED_TEST, SAFETY_TEST
@@ -423,27 +424,6 @@ def run(request: JudgeRequest) -> dict[str, Any]:
     return result
 
 
-def _line(name: str, r: dict[str, Any]) -> str:
-    if "win" in r:
-        if r["win"] is None:
-            return f"{name}: no parsed verdicts ({r['unparsed_items']} items unparsed)"
-        lc = "" if r.get("lc_win_rate") is None else f", length-controlled {r['lc_win_rate']:.1%}"
-        return (
-            f"{name}: win rate {r['win_rate']:.1%}{lc} (win {r['win']:.1%} tie {r['tie']:.1%} loss {r['loss']:.1%}; "
-            f"n={r['n']}, sign test p={r['sign_test_p']:.3g}, inconsistent {r['inconsistent']:.1%}, unparsed "
-            f"{r['unparsed_items']})"
-        )
-    if "refusal_rate" in r:
-        rate = "—" if r["refusal_rate"] is None else f"{r['refusal_rate']:.1%}"
-        return (f"{name}: over-refusal {rate} on benign prompts (n={r['n']}, keyword matches "
-                f"{r.get('keyword_refusals')}, unparsed {r['unparsed_replies']})")  # fmt: skip
-    if "safe_rate" in r:
-        rate = "—" if r["safe_rate"] is None else f"{r['safe_rate']:.1%}"
-        return f"{name}: safe {rate} (n={r['n']}, unparsed {r['unparsed_replies']})"
-    means = ", ".join(f"{k} {v:.2f}" for k, v in r.items() if isinstance(v, float) and not k.endswith("ci95"))
-    return f"{name}: {means or 'no parsed scores'} (n={r['n']}, unparsed {r['unparsed_replies']})"
-
-
 def main(request: JudgeRequest) -> int:
     try:
         result = run(request)
@@ -456,7 +436,7 @@ def main(request: JudgeRequest) -> int:
         )
         return 130
     for name, summary in result["systems"].items():
-        print(_line(name, summary))
+        print(summary_line(name, summary))
     reqs = result["requests"]
     where = Path(request.output) / RESULT_FILE
     if result.get("reused"):
@@ -482,37 +462,6 @@ def main(request: JudgeRequest) -> int:
         )
         return 1
     return 0
-
-
-UNPARSED_WARN = 0.2  # a share of unreadable verdicts above which the numbers rest on a biased subset
-
-
-def notes(result: dict[str, Any]) -> list[str]:
-    """What the summary lines do not say but a reader of them must know: partial predictions, unchecked
-    answers, many unparsed verdicts, replies cut to the cache's limit."""
-    out = []
-    missing = result.get("not_in_every_system") or {}
-    if missing:
-        shown = ", ".join(f"{name} {n} more" for name, n in sorted(missing.items()))
-        out.append(
-            f"only the {result['sample']['n']} items every system answered are judged ({shown} than that); "
-            "finish the other generate runs to judge them all"
-        )
-    unchecked = sorted(n for n, how in (result.get("answers_checked_by") or {}).items() if how == "unchecked")
-    if unchecked:
-        out.append(
-            f"{', '.join(unchecked)}: no {provenance.GENERATE_RUN} and no prompts beside the predictions, so it "
-            "cannot be checked that they answer this dataset's questions"
-        )
-    for name, summary in sorted(result["systems"].items()):
-        items = summary.get("n_items") or 0
-        unread = items - (summary.get("n") or 0)
-        if items and summary.get("n") and unread / items > UNPARSED_WARN:
-            out.append(f"{name}: {unread} of {items} items have no readable verdict; its numbers rest on the rest")
-    cut = (result.get("cache") or {}).get("replies_cut")
-    if cut:
-        out.append(f"{cut} replies ran far past --max-tokens; stored cut to {MAX_REPLY_CHARS} characters")
-    return out
 
 
 REQUEST = JudgeRequest
