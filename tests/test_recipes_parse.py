@@ -99,7 +99,11 @@ def parsed_value(parsed: dict[str, Any], key: str) -> Any:
 def test_recipe_set_is_complete() -> None:
     on_disk = {p.stem for p in RECIPES.glob("*.yaml")} | {p.stem for p in RECIPES.glob("*.yml")}
     assert on_disk == set(TRAIN + PREDICT + EXPORT + INFER + RELATED), "classify every recipe in this test"
-    assert {p.name for p in (RECIPES / "deepspeed").glob("*.json")} == {"ds_z2_config.json", "ds_z3_config.json"}
+    assert {p.name for p in (RECIPES / "deepspeed").glob("*.json")} == {
+        "ds_z2_config.json",
+        "ds_z3_config.json",
+        "ds_z3_offload_config.json",
+    }
     assert (RECIPES / "README.md").is_file()
 
 
