@@ -29,7 +29,7 @@ def plain(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def _audit(train_ids: list[str], test_id: str) -> dict:
     """contamination.json's shape (eval.run contamination): flagged items with the training records that match."""
     return {"flagged": [
-        {"id": "cmmlu:anatomy:test:3", "status": "dirty", "contamination": "input_and_label",
+        {"id": "cmmlu:anatomy:test:3", "status": "dirty", "contamination": "input-and-label",
          "records": [{"train_id": train_ids[0], "line": 1, "side": "question+answer", "span": "…"},
                      {"train_id": train_ids[1], "line": 2, "side": "question", "span": "…"}], "records_total": 2},
         {"id": "ceval:physician:val:7", "status": "partly", "reason": "near",
@@ -58,7 +58,7 @@ def test_flagged_training_records_are_left_out_and_counted_by_reason(plain: Path
         for reason, n in (entry.get("train") or {}).get("excluded", {}).items():
             excluded[reason] = excluded.get(reason, 0) + n
     # a record behind a verbatim copy and a near one counts as the copy
-    assert excluded == {"dirty:input_and_label": 2, "dirty": 1}
+    assert excluded == {"dirty:input-and-label": 2, "dirty": 1}
     described = manifest["options"]["exclude"]
     assert described["file"] == "contamination.json" and described["ids"] == 3 and len(described["sha256"]) == 64
 
