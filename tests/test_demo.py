@@ -86,3 +86,15 @@ def test_demo_runs_end_to_end(tmp_path: Path, tiny_model_root: Path):
     assert all(row["backend"] in {"hf", "vllm"} for row in table3.values())
     assert table3["Mistral-7B"]["cut at cutoff_len"].startswith("20 prompts")  # SentencePiece: ~1 token per char
     assert table3["MedAsst"]["cut at cutoff_len"].startswith("3 prompts")
+
+    # the Hub cards, from this run's own files: MedAsst's model card carries every number of report.json and the
+    # recipe's hub base model (the run trained on a local tiny model), and names no path of this machine; the
+    # dataset card's folder loads with `datasets` at the manifest's counts
+    from test_cards import check_dataset_card, check_model_card
+
+    card = (out / "saves" / "qwen2" / "MedAsst" / "lora" / "sft" / "README.md").read_text(encoding="utf-8")
+    report_json = json.loads((report / "report.json").read_text(encoding="utf-8"))
+    forbidden = [str(out), str(tmp_path), str(REPO_ROOT), str(Path.home()), str(tiny_model_root)]
+    check_model_card(card, report_json, "MedAsst", forbidden)
+    assert "tiny random models" in card  # the demo's notice travels with its numbers
+    check_dataset_card(out / "data", tmp_path / "hf-cache")
