@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from eval import shards
 from eval.backends.generators import BACKENDS, DEFAULT_BATCH, BackendError, select_backend
 from eval.backends.model import DTYPES, ModelLoadError, model_extra
 from eval.common import fingerprint as fpr
@@ -67,6 +68,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--dtype", choices=DTYPES, default="auto", help="LF infer_dtype (default: auto)")
     requests.add_trust_remote_code(parser)
     parser.add_argument("--output", required=True, help="output folder")
+    parser.add_argument(
+        "--shard",
+        help="I/N: answer only this worker's share of the batches (in OUT/shards/generate-I-of-N/); a later run "
+        "without --shard merges the N parts, identical to one process",
+    )
     requests.add_recompute(parser)
 
 
@@ -87,11 +93,16 @@ class GenerateRequest:
     tensor_parallel_size: int | None = None
     dtype: str = "auto"
     trust_remote_code: bool = False
+    shard: str | None = None
     recompute: bool = False
 
     def __post_init__(self) -> None:
         requests.model_options(self.model, self.adapter, self.dtype)
         requests.output_folder(Path(self.output))
+        try:
+            shards.parse(self.shard)
+        except shards.ShardError as e:
+            raise requests.UsageError(str(e)) from None
         if self.trust_remote_code and self.backend == "vllm":
             raise requests.UsageError("--trust-remote-code runs with --backend hf only (the vLLM path keeps it off)")
         requests.at_least("max_new_tokens", self.max_new_tokens, 1)
@@ -110,7 +121,10 @@ class GenerateRequest:
 
     @property
     def out_dir(self) -> Path:
-        return Path(self.output)
+        shard = shards.parse(self.shard)
+        if shard is None:
+            return Path(self.output)
+        return shards.folder(Path(self.output)) / f"generate-{shard.label}"
 
 
 def fingerprint(request: GenerateRequest, backend: str | None = None) -> fpr.Fingerprint:
@@ -158,12 +172,16 @@ def done_rows(path: Path) -> dict[str, dict[str, Any]]:
 
 
 def state(request: GenerateRequest, fp: fpr.Fingerprint | None = None) -> str:
-    """ "fresh" (nothing to keep), "resume" (a partial run of the same inputs) or "current" (every answer is there);
-    a folder made from other inputs is refused (FingerprintMismatch) unless --recompute."""
+    """ "fresh" (nothing to keep), "resume" (a partial run of the same inputs), "current" (every answer is there) or
+    "merge" (shards to merge, without --shard); a folder made from other inputs is refused (FingerprintMismatch)
+    unless --recompute."""
     out_dir = request.out_dir
     run_file, pred_path = out_dir / RUN_FILE, out_dir / PREDICTIONS_FILE
+    merge_now = request.shard is None and bool(part_dirs(request))
     if request.recompute:
-        return "fresh"
+        return "merge" if merge_now else "fresh"
+    if merge_now and not (run_file.is_file() and read_json(run_file).get("complete")):
+        return "merge"
     if not run_file.is_file():
         if pred_path.is_file() and pred_path.stat().st_size:
             raise fpr.FingerprintMismatch(
@@ -218,6 +236,45 @@ def finalize(path: Path, examples: list[Example], rows: dict[str, dict[str, Any]
     atomic_write_text(path, text)
 
 
+def part_dirs(request: GenerateRequest) -> list[Path]:
+    return sorted(p for p in shards.folder(Path(request.output)).glob("generate-*-of-*") if p.is_dir())
+
+
+def merge(request: GenerateRequest, fp: fpr.Fingerprint) -> dict[str, Any]:
+    """The N shard folders → OUT/generated_predictions.jsonl, byte for byte what one process writes."""
+    parts, unfinished = {}, []
+    for folder in part_dirs(request):
+        record = read_json(folder / RUN_FILE) if (folder / RUN_FILE).is_file() else None
+        if record is None or not record.get("complete"):
+            unfinished.append(folder.name)
+            continue
+        parts[folder / RUN_FILE] = record
+    if unfinished:
+        raise shards.ShardError(f"generate shard {unfinished[0]} in {shards.folder(Path(request.output))} is "
+                                "unfinished; run it again with its --shard (it resumes)")  # fmt: skip
+    records = shards.check_parts(parts, fp, fp.recorded["batch_size"], None, "generate")
+    order = records[0]["shard"]["order"]
+    rows: dict[str, dict[str, Any]] = {}
+    for path in parts:
+        for row_id, row in done_rows(path.parent / PREDICTIONS_FILE).items():
+            if row_id in rows:
+                raise shards.ShardError(f"{path.parent}: id {row_id!r} is answered by two shards; run them again")
+            rows[row_id] = row
+    if set(rows) != set(order):
+        raise shards.ShardError(f"the generate shards in {shards.folder(Path(request.output))} do not answer the "
+                                "records exactly once; run the shards again")  # fmt: skip
+    out_dir = Path(request.output)
+    atomic_write_text(
+        out_dir / PREDICTIONS_FILE, "".join(json.dumps(rows[i], ensure_ascii=False) + "\n" for i in order)
+    )
+    meta = {key: value for key, value in records[0].items() if key not in ("shard", "seconds", "generated_now")}
+    meta |= {"n": len(order), "complete": True, "generated_now": 0, "fingerprint": fp.to_json(),
+             "merged_shards": [{"index": r["shard"]["index"], "n": r["n"], "seconds": r.get("seconds")}
+                               for r in records]}  # fmt: skip
+    write_json(out_dir / RUN_FILE, meta)
+    return meta
+
+
 def run(request: GenerateRequest, progress: bool = True) -> dict[str, Any]:
     from tqdm import tqdm
 
@@ -231,6 +288,9 @@ def run(request: GenerateRequest, progress: bool = True) -> dict[str, Any]:
     found = state(request, fp)
     if found == "current":  # nothing to do: do not load the model at all
         return read_json(out_dir / RUN_FILE) | {"generated_now": 0}
+    if found == "merge":  # a folder with shards is finished by merging them, without a model
+        return merge(request, fp)
+    shard = shards.parse(request.shard)
     model_mod.check_template(request.model, request.template)
     # the whole dataset is read (and any bad record named) before anything is written or the model loads
     read = prompts.read_dataset(request.dataset, request.dataset_dir, request.max_samples)
@@ -262,6 +322,15 @@ def run(request: GenerateRequest, progress: bool = True) -> dict[str, Any]:
         request.max_samples,
         read,
     )
+    order = [e.id for e in examples]
+    batch_size = fp.recorded["batch_size"]
+    batches = fixed_batches(examples, batch_size)  # over the whole set, as one process builds them
+    cut = list(range(len(batches)))
+    if shard is not None:  # this worker's share of those batches; its file is written in dataset order
+        cut = shard.take(len(batches))
+        batches = [batches[b] for b in cut]
+        mine = {e.id for batch in batches for e in batch}
+        examples = [e for e in examples if e.id in mine]
     wanted = {e.id for e in examples}
     stray = sorted(set(rows) - wanted)
     if stray:
@@ -281,6 +350,8 @@ def run(request: GenerateRequest, progress: bool = True) -> dict[str, Any]:
         "complete": False,
         "fingerprint": fp.to_json(),
     }
+    if shard is not None:
+        meta["shard"] = shards.place(shard, batch_size, cut, order)
     if found == "fresh":  # only now, with the model loaded and the prompts built, is the old run replaced
         pred_path.unlink(missing_ok=True)
     write_json(out_dir / RUN_FILE, meta)
@@ -303,7 +374,7 @@ def run(request: GenerateRequest, progress: bool = True) -> dict[str, Any]:
                 request.tensor_parallel_size,
             )
             meta["vllm_engine"] = generator.engine
-        batches = [[e for e in batch if e.id not in rows] for batch in fixed_batches(examples, meta["batch_size"])]
+        batches = [[e for e in batch if e.id not in rows] for batch in batches]
         batches = [b for b in batches if b]
         bar = tqdm(total=len(examples), initial=len(rows), desc="generate", unit="prompt", disable=not progress)
         started = time.perf_counter()
@@ -331,7 +402,8 @@ def run(request: GenerateRequest, progress: bool = True) -> dict[str, Any]:
 def main(request: GenerateRequest) -> int:
     try:
         meta = run(request)
-    except (BackendError, DatasetError, InputFileError, ModelLoadError, ResumeError, fpr.FingerprintMismatch) as e:
+    except (BackendError, DatasetError, InputFileError, ModelLoadError, ResumeError, fpr.FingerprintMismatch,
+            shards.ShardError) as e:  # fmt: skip
         print(f"generate: {e}", file=sys.stderr)
         return 2
     print(

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from eval import shards
 from eval.backends.model import DTYPES, ModelLoadError, model_extra
 from eval.common import fingerprint as fpr
 from eval.common import requests
@@ -73,6 +74,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--max-new-tokens", type=int, default=64, help="with --scoring generate (default: 64)")
     parser.add_argument("--output", required=True, help="output folder; mcq.json is written there")
+    parser.add_argument(
+        "--shard",
+        help="I/N: score only this worker's share of the batches (OUT/shards/mcq-I-of-N.json); a later run "
+        "without --shard merges the N parts into mcq.json, identical to one process",
+    )
     requests.add_recompute(parser)
 
 
@@ -92,10 +98,15 @@ class McqRequest:
     trust_remote_code: bool = False
     scoring: str = "logits"
     max_new_tokens: int = 64
+    shard: str | None = None
     recompute: bool = False
 
     def __post_init__(self) -> None:
         requests.model_options(self.model, self.adapter, self.dtype)
+        try:
+            shards.parse(self.shard)
+        except shards.ShardError as e:
+            raise requests.UsageError(str(e)) from None
         if self.scoring not in SCORINGS:
             raise requests.UsageError(f"--scoring {self.scoring!r}: choose from {', '.join(SCORINGS)}")
         requests.at_least("max_new_tokens", self.max_new_tokens, 1)
@@ -108,7 +119,10 @@ class McqRequest:
 
     @property
     def result_path(self) -> Path:
-        return Path(self.output) / RESULT_FILE
+        shard = shards.parse(self.shard)
+        if shard is None:
+            return Path(self.output) / RESULT_FILE
+        return shards.folder(Path(self.output)) / f"mcq-{shard.label}.json"
 
 
 def fingerprint(request: McqRequest, files: dict[str, dict[str, str]], subjects: list[Subject]) -> fpr.Fingerprint:
@@ -163,7 +177,8 @@ def plan(request: McqRequest):
 
 
 def current(request: McqRequest) -> dict[str, Any] | None:
-    """mcq.json when it was made from exactly these inputs; None when absent or --recompute; else refuse."""
+    """mcq.json (or this shard's part) when made from exactly these inputs; None when absent or --recompute; else
+    refuse."""
     if request.recompute or not request.result_path.is_file():
         return None
     *_, fp = plan(request)
@@ -280,6 +295,9 @@ def run(request: McqRequest, progress: bool = True) -> dict[str, Any]:
     if previous is not None:
         return previous | {"reused": True}
     source, chosen, questions, pools, files, fp = plan(request)
+    shard = shards.parse(request.shard)
+    if shard is None and part_paths(request):  # a folder with shards is finished by merging them
+        return merge(request, chosen, questions, fp)
     check_template(request.model, request.template)
     model, adapter, template = request.model, request.adapter, request.template
     n_shot, seed, subjects, batch_size = request.n_shot, request.seed, request.subjects, request.batch_size
@@ -307,13 +325,16 @@ def run(request: McqRequest, progress: bool = True) -> dict[str, Any]:
                 bar.update()
     if first_messages is None:
         raise BenchmarkError(f"--subjects {subjects}: no questions selected")
+    everything = items
+    if shard is not None:
+        items, cut = _shard_items(items, shard, batch_size)
     if request.scoring == "generate":
-        predictions, preds, stats = _generate_and_parse(items, loaded, request, progress)
+        predictions, _, stats = _generate_and_parse(items, loaded, request, progress)
         choice, choice_ids = None, []
     else:
         choice = choice_tokens(loaded.template, loaded.tokenizer, first_messages, letters)
         if choice.prefix_ids:
-            for item in items:
+            for item in everything:
                 item.prompt_ids = item.prompt_ids + list(choice.prefix_ids)
         choice_ids = list(choice.letter_ids)
         picked, probs, stats = score_prompts(
@@ -330,7 +351,6 @@ def run(request: McqRequest, progress: bool = True) -> dict[str, Any]:
                 own = probs[i][:k]
                 probs[i] = [x / sum(own) for x in own]
                 picked[i] = max(range(k), key=lambda j, own=own: (own[j], -j))
-        preds = {item.question.key: letters[p] for item, p in zip(items, picked, strict=True)}
         predictions = []
         for item, p, pr in zip(items, picked, probs, strict=True):
             q = item.question
@@ -353,8 +373,7 @@ def run(request: McqRequest, progress: bool = True) -> dict[str, Any]:
     if short:
         print(f"mcq: note: --n-shot {n_shot}, but the dev split has fewer rows for {short}", file=sys.stderr)
     lf_prompt = eval_template()
-    result = summarize(chosen, questions, preds)
-    result["protocol"] = {
+    protocol = {
         "model": model,
         "adapter": loaded.adapter,
         "template": template,
@@ -367,7 +386,7 @@ def run(request: McqRequest, progress: bool = True) -> dict[str, Any]:
             "answer": lf_prompt.answer,
             "chat_template_default_system": getattr(loaded.template, "default_system", None),
             "rendering": "Template.encode_oneturn; few-shot examples as earlier user/assistant turns",
-            "example": loaded.tokenizer.decode(items[0].prompt_ids) if items else "",
+            "example": loaded.tokenizer.decode(everything[0].prompt_ids),
         },
         "n_shot": n_shot,
         "shots_used": shots_used,
@@ -397,11 +416,48 @@ def run(request: McqRequest, progress: bool = True) -> dict[str, Any]:
         "batch_size": batch_size,
         "versions": fp.recorded["versions"],
     }
+    if shard is not None:
+        order = [item.question.key for item in everything]
+        result = {"fingerprint": fp.to_json(), "shard": shards.place(shard, batch_size, cut, order),
+                  "protocol": protocol, "predictions": predictions}  # fmt: skip
+    else:
+        result = assemble(request, chosen, questions, multiple, protocol, predictions, fp)
+    atomic_write_text(request.result_path, json.dumps(result, ensure_ascii=False, indent=1) + "\n")
+    if progress:
+        part = f" (shard {shard}: {len(items)} of them)" if shard is not None else ""
+        print(
+            f"mcq: {total} questions{part} in {stats.batches} batches, {stats.seconds:.1f}s forward, "
+            f"{100 * stats.pad_share:.1f}% padding",
+            file=sys.stderr,
+        )
+    return result
+
+
+def _shard_items(items: list[Item], shard: shards.Shard, batch_size: int) -> tuple[list[Item], list[int]]:
+    """The items of this shard's batches, in single-process batch order, and the batch numbers."""
+    from eval.metrics.choice import length_sorted_batches
+
+    # every scorer batches by prompt length (the logits path adds the same answer prefix to every prompt, which
+    # keeps the order), so these are the batches one process runs
+    batches = length_sorted_batches([len(it.prompt_ids) for it in items], batch_size)
+    cut = shard.take(len(batches))
+    mine = [items[i] for b in cut for i in batches[b]]
+    shards.regroup_check([len(it.prompt_ids) for it in mine], batch_size, [batches[b] for b in cut])
+    return mine, cut
+
+
+def assemble(request: McqRequest, chosen: list[Subject], questions: dict[str, list[Question]],
+             multiple: dict[str, list[str]], protocol: dict[str, Any], predictions: list[dict[str, Any]],
+             fp: fpr.Fingerprint) -> dict[str, Any]:  # fmt: skip
+    """mcq.json from the predictions in question order: the same function for one process and for merged shards."""
+    preds = {entry["id"]: entry["prediction"] for entry in predictions}
+    result = summarize(chosen, questions, preds)
+    result["protocol"] = protocol
     if request.scoring == "generate":
-        unparsed: dict[str, int] = {}
-        for item, entry in zip(items, predictions, strict=True):
-            subject_key = f"{item.question.benchmark}:{item.question.subject}"
-            unparsed[subject_key] = unparsed.get(subject_key, 0) + (entry["prediction"] is None)
+        subject_of = {q.key: key for key, qs in questions.items() for q in qs}
+        unparsed = {key: 0 for key, qs in questions.items() if qs}
+        for entry in predictions:
+            unparsed[subject_of[entry["id"]]] += entry["prediction"] is None
         for key, count in unparsed.items():
             result["subjects"][key]["unparsed"] = count
         result["unparsed"] = sum(unparsed.values())
@@ -414,14 +470,29 @@ def run(request: McqRequest, progress: bool = True) -> dict[str, Any]:
             result["subjects"][key]["multiple_answer_not_scored"] = len(ids)
     result["fingerprint"] = fp.to_json()
     result["predictions"] = predictions
-    out_path = request.result_path
-    atomic_write_text(out_path, json.dumps(result, ensure_ascii=False, indent=1) + "\n")
-    if progress:
-        print(
-            f"mcq: {total} questions in {stats.batches} batches, {stats.seconds:.1f}s forward, "
-            f"{100 * stats.pad_share:.1f}% padding",
-            file=sys.stderr,
-        )
+    return result
+
+
+def part_paths(request: McqRequest) -> list[Path]:
+    return sorted(shards.folder(Path(request.output)).glob("mcq-*-of-*.json"))
+
+
+def merge(request: McqRequest, chosen: list[Subject], questions: dict[str, list[Question]],
+          fp: fpr.Fingerprint) -> dict[str, Any]:  # fmt: skip
+    """mcq.json from the N parts in OUT/shards, byte for byte what one process writes; foreign parts refused."""
+    multiple = {key: [q.key for q in qs if q.multiple_answer] for key, qs in questions.items()}
+    multiple = {key: ids for key, ids in multiple.items() if ids}
+    questions = {key: [q for q in qs if not q.multiple_answer] for key, qs in questions.items()}
+    order = [q.key for s in chosen for q in questions[s.key]]
+    parts = {path: read_json(path) for path in part_paths(request)}
+    records = shards.check_parts(parts, fp, request.batch_size, order, "mcq")
+    by_id = {entry["id"]: entry for record in records for entry in record["predictions"]}
+    if len(by_id) != len(order) or set(by_id) != set(order):
+        raise shards.ShardError(f"the mcq shards in {shards.folder(Path(request.output))} do not cover the "
+                                "questions exactly once; run the shards again")  # fmt: skip
+    result = assemble(request, chosen, questions, multiple, records[0]["protocol"], [by_id[k] for k in order], fp)
+    atomic_write_text(request.result_path, json.dumps(result, ensure_ascii=False, indent=1) + "\n")
+    print(f"mcq: merged {len(records)} shards → {request.result_path}", file=sys.stderr)
     return result
 
 
@@ -438,9 +509,13 @@ def format_table(result: dict[str, Any]) -> str:
 def main(request: McqRequest) -> int:
     try:
         result = run(request)
-    except (BenchmarkError, ModelLoadError, ChoiceTokenError, InputFileError, fpr.FingerprintMismatch) as err:
+    except (BenchmarkError, ModelLoadError, ChoiceTokenError, InputFileError, fpr.FingerprintMismatch,
+            shards.ShardError) as err:  # fmt: skip
         print(f"mcq: error: {err}", file=sys.stderr)
         return 2
+    if "shard" in result:
+        print(f"wrote {request.result_path} (shard {request.shard})")
+        return 0
     print(format_table(result))
     if "unparsed" in result:
         print(f"unparsed replies (counted wrong, never given a letter): {result['unparsed']}")
