@@ -32,7 +32,7 @@ from eval.data.prompts import DatasetError
 STEPS = ("mcq", "generate", "score", "report")
 SYSTEM_KEYS = {"name", "dir", "model", "adapter", "template", "default_system", "trust_remote_code"}
 TEXT_KEYS = SYSTEM_KEYS - {"trust_remote_code"}
-TOP_KEYS = {"output_dir", "dataset", "dataset_dir", "env", "steps", "mcq", "generate", "report", "systems"}
+TOP_KEYS = {"output_dir", "dataset", "dataset_dir", "env", "steps", "mcq", "generate", "report", "systems", "shards"}
 
 
 class ConfigError(ValueError):
@@ -61,6 +61,7 @@ class Config:
     mcq: dict[str, Any] = field(default_factory=dict)
     generate: dict[str, Any] = field(default_factory=dict)
     report: dict[str, Any] = field(default_factory=dict)
+    shards: int = 1  # model processes per system at once, one per device (eval/shard_runs.py)
 
 
 def slug(name: str) -> str:
@@ -152,6 +153,9 @@ def load_config(path: str | os.PathLike) -> Config:
         if not isinstance(value, str | int | float) or isinstance(value, bool):
             raise ConfigError(f"{path}: env.{key} must be a string, got {value!r}")
     env = {str(k): str(v) for k, v in env.items()}
+    shards = raw.get("shards", 1)
+    if not isinstance(shards, int) or isinstance(shards, bool) or shards < 1:
+        raise ConfigError(f"{path}: shards must be an integer ≥ 1 (processes per system, one per device)")
     return Config(
         output_dir=out,
         systems=systems,
@@ -162,6 +166,7 @@ def load_config(path: str | os.PathLike) -> Config:
         mcq=_mapping(raw, "mcq"),
         generate=_mapping(raw, "generate"),
         report=_mapping(raw, "report"),
+        shards=shards,
     )
 
 
@@ -328,7 +333,12 @@ def run_system(config: Config, plan: SystemPlan) -> list[str]:
     if steps:
         for name, _ in steps:
             print(f"[{system.name}] {name}: running in a model process", file=sys.stderr, flush=True)
-        report = run_model_steps(system, steps)
+        if config.shards > 1:
+            from eval.shard_runs import run_sharded
+
+            report = run_sharded(system, steps, config.shards)
+        else:
+            report = run_model_steps(system, steps)
         codes = report["codes"]
         info["model_process"] = {k: report[k] for k in ("pid", "max_rss_mib", "exitcode")}
         info["model_process"]["steps"] = [name for name, _ in steps]
