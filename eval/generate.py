@@ -28,7 +28,7 @@ from eval.backends.model import DTYPES, ModelLoadError, model_extra
 from eval.common import fingerprint as fpr
 from eval.common import requests
 from eval.common.files import InputFileError, atomic_write_text, iter_jsonl, read_json, repair_tail, write_json
-from eval.data.prompts import DatasetError, Example, dataset_entry
+from eval.data.prompts import TRUNCATIONS, DatasetError, Example, dataset_entry
 
 PREDICTIONS_FILE = "generated_predictions.jsonl"
 RUN_FILE = "generate_run.json"
@@ -66,6 +66,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="vllm: GPUs to shard over (default: the most visible GPUs that divide the model's attention heads)",
     )
     parser.add_argument("--dtype", choices=DTYPES, default="auto", help="LF infer_dtype (default: auto)")
+    parser.add_argument(
+        "--truncation",
+        choices=TRUNCATIONS,
+        default="lf",
+        help="a prompt over cutoff_len: lf = LLaMA-Factory's (the paper's; may cut the last patient turn), "
+        "keep-end = keep its last tokens (the last turn and the assistant header always stay)",
+    )
     requests.add_trust_remote_code(parser)
     parser.add_argument("--output", required=True, help="output folder")
     parser.add_argument(
@@ -94,10 +101,13 @@ class GenerateRequest:
     dtype: str = "auto"
     trust_remote_code: bool = False
     shard: str | None = None
+    truncation: str = "lf"
     recompute: bool = False
 
     def __post_init__(self) -> None:
         requests.model_options(self.model, self.adapter, self.dtype)
+        if self.truncation not in TRUNCATIONS:
+            raise requests.UsageError(f"--truncation {self.truncation!r}: choose from {', '.join(TRUNCATIONS)}")
         requests.output_folder(Path(self.output))
         try:
             shards.parse(self.shard)
@@ -143,6 +153,7 @@ def fingerprint(request: GenerateRequest, backend: str | None = None) -> fpr.Fin
             "dataset": {"name": request.dataset, "entry": entry, "files": fpr.files_sha256(files, root)},
             "max_samples": request.max_samples,
             "cutoff_len": request.cutoff_len,
+            "truncation": request.truncation,
             "max_new_tokens": request.max_new_tokens,
             "decoding": DECODING,
             "backend": backend,
@@ -321,6 +332,7 @@ def run(request: GenerateRequest, progress: bool = True) -> dict[str, Any]:
         request.cutoff_len,
         request.max_samples,
         read,
+        request.truncation,
     )
     order = [e.id for e in examples]
     batch_size = fp.recorded["batch_size"]
@@ -346,7 +358,7 @@ def run(request: GenerateRequest, progress: bool = True) -> dict[str, Any]:
         "infer_args": infer,
         "dataset_dir": str(request.dataset_dir),
         "n": len(examples),
-        "truncation": prompts.truncation_summary(examples, request.cutoff_len),
+        "truncation": prompts.truncation_summary(examples, request.cutoff_len, request.truncation),
         "complete": False,
         "fingerprint": fp.to_json(),
     }

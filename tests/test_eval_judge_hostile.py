@@ -4,7 +4,6 @@ against (a real bug: a leaked secret, a traceback instead of one line, a cache t
 from __future__ import annotations
 
 import base64
-import json
 import subprocess
 import sys
 import textwrap
