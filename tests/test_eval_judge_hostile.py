@@ -72,7 +72,7 @@ def test_a_key_split_by_the_200_character_cut_of_a_failure_is_still_masked(stubs
                                                                           monkeypatch):  # fmt: skip
     """The failure text is cut to 200 characters before the key is masked: the cut half of the key is no longer
     the key, so its first half is printed and written."""
-    s, servers = stubs
+    _, servers = stubs
     data, systems = inputs
     monkeypatch.setenv("OPENAI_API_KEY", AZURE_KEY)
     ep = Endpoint(status=500, fail_first=100)
