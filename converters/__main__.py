@@ -26,7 +26,13 @@ def main(argv: list[str] | None = None) -> int:
     b.add_argument("--out-dir", type=Path, default=Path(DEFAULT_DATA_DIR))
     b.add_argument("--sources", nargs="+", choices=SOURCES, default=list(SOURCES))
     b.add_argument("--strict", action="store_true", help="fail on the first malformed record or missing file")
-    b.add_argument("--max-chars", type=int, default=None, help="drop dialogues longer than this (default: keep)")
+    b.add_argument(
+        "--max-chars",
+        type=int,
+        default=None,
+        help="drop training dialogues longer than this many characters in all (default: keep all; test splits "
+        "are never changed)",
+    )
     b.add_argument("--keep-duplicates", action="store_true", help="skip exact de-duplication (the paper's counts)")
     b.add_argument(
         "--keep-test-overlap", action="store_true", help="keep train records whose question is in a test split"

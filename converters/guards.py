@@ -122,8 +122,11 @@ def _malformed(tally: FileTally) -> int:
 
 def yielded(tally: FileTally) -> int:
     """Records of the file that survived parsing and the per-record filters (before duplicates and test overlap);
-    records left out by --exclude were well-formed, so they count as yielded."""
-    return tally.read - sum(n for reason, n in tally.skipped.items() if reason != "excluded")
+    records left out by a user's option (--max-chars, --exclude) were well-formed, so they count as yielded."""
+    return tally.read - sum(n for reason, n in tally.skipped.items() if reason not in BY_OPTION)
+
+
+BY_OPTION = frozenset({"too_long", "excluded"})
 
 
 def bad_share(tally: FileTally) -> float:

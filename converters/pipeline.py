@@ -188,9 +188,12 @@ def _report_unmatched(exclusion: exclude.Exclusion, stats: dict) -> None:
 
 def _convert(source: str, split: str, opts: Options, state: State, outs: tuple[AtomicWriter, ...], presence: dict,
              exclusion: exclude.Exclusion | None = None) -> tuple[SplitStats, dict[str, FileTally]]:  # fmt: skip
-    # --exclude drops training records only: the test splits are the benchmark, never changed by a build option
+    # --max-chars and --exclude drop training records only: the test splits are the benchmark, never changed by
+    # a training-side option
+    train = split == "train"
     how = Prep(
-        need_qkey=split == "test" or opts.drop_test_overlap, dedup=opts.dedup, max_chars=opts.max_chars, source=source,
+        need_qkey=not train or opts.drop_test_overlap, dedup=opts.dedup, max_chars=opts.max_chars if train else None,
+        source=source,
         exclude=exclusion.reasons if exclusion is not None and split == "train" else None,
     )
     filters = Filters(dedup=opts.dedup, drop_test_overlap=opts.drop_test_overlap, strict=opts.strict)

@@ -170,3 +170,13 @@ def test_a_cmtmedqa_test_file_without_safety_items_warns(tmp_path: Path, caplog)
 def test_build_refuses_before_converting_when_given_a_bad_share_in_code(tmp_path: Path):
     with pytest.raises(ConversionError, match="--max-bad-share"):
         build(Options(raw_dir=DEMO_RAW_DIR, out_dir=tmp_path / "out", max_bad_share=0))
+
+
+def test_a_file_emptied_by_max_chars_is_the_users_choice_not_a_bad_file(tmp_path: Path):
+    plain = build(Options(raw_dir=DEMO_RAW_DIR, out_dir=tmp_path / "plain"))
+    manifest = build(Options(raw_dir=DEMO_RAW_DIR, out_dir=tmp_path / "out", max_chars=5, sources=("medchatzh",)))
+    train = manifest["sources"]["medchatzh"]["train"]
+    assert train["written"] == 0 and train["skipped"]["too_long"] > 0
+    # a training-side option never changes the benchmark: the test split is the one a plain build writes
+    assert "too_long" not in manifest["sources"]["medchatzh"]["test"]["skipped"]
+    assert manifest["sources"]["medchatzh"]["test"]["written"] == plain["sources"]["medchatzh"]["test"]["written"]
