@@ -14,6 +14,7 @@ all ids are answered the file is rewritten once, atomically, in dataset order.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import sys
@@ -23,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from eval import shards
+from eval.backends import vllm_child
 from eval.backends.generators import BACKENDS, DEFAULT_BATCH, BackendError, select_backend
 from eval.backends.model import DTYPES, ModelLoadError, model_extra
 from eval.common import fingerprint as fpr
@@ -56,6 +58,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--dataset", default=DEFAULT_DATASET, help=f"name in dataset_info.json ({DEFAULT_DATASET})")
     parser.add_argument("--dataset-dir", default=".", help="folder holding dataset_info.json (default: .)")
     parser.add_argument("--backend", choices=BACKENDS, default="auto", help="auto: vLLM if installed with a GPU")
+    parser.add_argument(
+        "--vllm-python",
+        metavar="PATH",
+        help=f"with --backend vllm: run vLLM in a child process under this Python (a venv of its own; default: "
+        f"${vllm_child.ENV_PYTHON}, else vLLM in this process)",
+    )
     parser.add_argument("--max-new-tokens", type=int, default=DEFAULT_MAX_NEW_TOKENS)
     parser.add_argument("--cutoff-len", type=int, default=DEFAULT_CUTOFF, help="LF cutoff_len for prompt + label")
     parser.add_argument("--batch-size", type=int, help="prompts per batch (default: 8 with hf, 512 with vllm)")
@@ -102,9 +110,12 @@ class GenerateRequest:
     trust_remote_code: bool = False
     shard: str | None = None
     truncation: str = "lf"
+    vllm_python: str | None = None
     recompute: bool = False
 
     def __post_init__(self) -> None:
+        if self.backend == "vllm" and not self.vllm_python and vllm_child.resolve_python(None):
+            object.__setattr__(self, "vllm_python", vllm_child.resolve_python(None))  # frozen: set once, here
         requests.model_options(self.model, self.adapter, self.dtype)
         if self.truncation not in TRUNCATIONS:
             raise requests.UsageError(f"--truncation {self.truncation!r}: choose from {', '.join(TRUNCATIONS)}")
@@ -120,8 +131,12 @@ class GenerateRequest:
         requests.at_least("batch_size", self.batch_size, 1, optional=True)
         requests.at_least("max_samples", self.max_samples, 1, optional=True)
         requests.at_least("tensor_parallel_size", self.tensor_parallel_size, 1, optional=True)
+        if self.vllm_python and self.backend != "vllm":
+            raise requests.UsageError(f"--vllm-python runs with --backend vllm only, not {self.backend!r}")
         try:
-            if self.backend == "vllm":  # an explicit vllm that cannot run is refused now, not after the data load
+            if self.vllm_python:  # the child's Python and its vllm are checked now, not after the data load
+                vllm_child.probe(self.vllm_python)
+            elif self.backend == "vllm":  # an explicit vllm that cannot run is refused now, not after the data load
                 select_backend(self.backend)
             elif self.backend not in BACKENDS:
                 raise BackendError(f"unknown backend {self.backend!r}; choose from {', '.join(BACKENDS)}")
@@ -137,9 +152,14 @@ class GenerateRequest:
         return shards.folder(Path(self.output)) / f"generate-{shard.label}"
 
 
+def backend_of(request: GenerateRequest) -> str:
+    # a child Python's vllm is checked by its probe; this process's own vllm and GPU do not matter then
+    return "vllm" if request.vllm_python else select_backend(request.backend)
+
+
 def fingerprint(request: GenerateRequest, backend: str | None = None) -> fpr.Fingerprint:
     """What decides the answers: model, adapter, prompt (template, system, protocol), data, lengths, decoding."""
-    backend = backend or select_backend(request.backend)
+    backend = backend or backend_of(request)
     entry, files = dataset_entry(request.dataset, request.dataset_dir)
     root = Path(request.dataset_dir)
     return fpr.Fingerprint(
@@ -167,6 +187,8 @@ def fingerprint(request: GenerateRequest, backend: str | None = None) -> fpr.Fin
             "batch_size": request.batch_size or DEFAULT_BATCH[backend],
             "tensor_parallel_size": request.tensor_parallel_size,
             "versions": fpr.package_versions(VERSIONED),
+            # the child's Python and versions: recorded, not a field, as the in-process vllm version is
+            **({"vllm_python": vllm_child.probe(request.vllm_python)} if request.vllm_python else {}),
         },
     )
 
@@ -286,6 +308,11 @@ def merge(request: GenerateRequest, fp: fpr.Fingerprint) -> dict[str, Any]:
     return meta
 
 
+def stopped_after(generator: Any) -> contextlib.AbstractContextManager:
+    # a child vLLM process is stopped however the loop ends; the in-process generators have nothing to stop
+    return generator if isinstance(generator, vllm_child.VLLMChildGenerator) else contextlib.nullcontext()
+
+
 def run(request: GenerateRequest, progress: bool = True) -> dict[str, Any]:
     from tqdm import tqdm
 
@@ -294,7 +321,7 @@ def run(request: GenerateRequest, progress: bool = True) -> dict[str, Any]:
 
     out_dir = request.out_dir
     pred_path = out_dir / PREDICTIONS_FILE
-    backend = select_backend(request.backend)
+    backend = backend_of(request)
     fp = fingerprint(request, backend)
     found = state(request, fp)
     if found == "current":  # nothing to do: do not load the model at all
@@ -373,6 +400,20 @@ def run(request: GenerateRequest, progress: bool = True) -> dict[str, Any]:
             from eval.backends.generators import HFGenerator
 
             generator = HFGenerator(loaded, request.max_new_tokens)
+        elif request.vllm_python:
+            generator = vllm_child.from_model(
+                request.vllm_python,
+                request.model,
+                request.adapter,
+                tokenizer,
+                template,
+                request.cutoff_len,
+                request.max_new_tokens,
+                request.tensor_parallel_size,
+                out_dir,
+                fp.recorded["vllm_python"],
+            )
+            meta["vllm_engine"] = generator.engine
         else:
             from eval.backends.generators import VLLMGenerator
 
@@ -390,7 +431,7 @@ def run(request: GenerateRequest, progress: bool = True) -> dict[str, Any]:
         batches = [b for b in batches if b]
         bar = tqdm(total=len(examples), initial=len(rows), desc="generate", unit="prompt", disable=not progress)
         started = time.perf_counter()
-        with pred_path.open("a", encoding="utf-8") as f:
+        with pred_path.open("a", encoding="utf-8") as f, stopped_after(generator):
             for batch in batches:
                 answers = generator([e.input_ids for e in batch])
                 lines = []
@@ -402,6 +443,8 @@ def run(request: GenerateRequest, progress: bool = True) -> dict[str, Any]:
                 f.flush()
                 os.fsync(f.fileno())
                 bar.update(len(batch))
+        if isinstance(generator, vllm_child.VLLMChildGenerator):
+            meta["vllm_child"] = generator.describe()
         bar.close()
         meta["seconds"] = round(time.perf_counter() - started, 3)
     finalize(pred_path, examples, rows)

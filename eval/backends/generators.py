@@ -133,6 +133,17 @@ def vllm_engine_args(
     return engine
 
 
+def vllm_sampling(max_new_tokens: int, stop_ids: list[int]) -> dict[str, Any]:
+    """The `SamplingParams` arguments: greedy, as HF's gen_kwargs (one place for the in-process and child paths)."""
+    return {
+        "temperature": 0.0,
+        "max_tokens": max_new_tokens,
+        "repetition_penalty": 1.0,
+        "stop_token_ids": list(stop_ids),
+        "skip_special_tokens": True,
+    }
+
+
 def attention_heads(model: str) -> tuple[int, int | None]:
     """(attention heads, KV heads) from the model's config, read without loading weights."""
     from transformers import AutoConfig
@@ -165,13 +176,7 @@ class VLLMGenerator:
             model, adapter, cutoff_len, max_new_tokens, heads, kv_heads, torch.cuda.device_count(), tensor_parallel
         )
         self.llm = LLM(**self.engine)
-        self.params = SamplingParams(
-            temperature=0.0,
-            max_tokens=max_new_tokens,
-            repetition_penalty=1.0,
-            stop_token_ids=stop_token_ids(tokenizer, template),
-            skip_special_tokens=True,
-        )
+        self.params = SamplingParams(**vllm_sampling(max_new_tokens, stop_token_ids(tokenizer, template)))
         self.lora = None
         if adapter is not None:
             from vllm.lora.request import LoRARequest
