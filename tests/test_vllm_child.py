@@ -193,3 +193,20 @@ def test_generate_runs_through_the_child(tiny_model, monkeypatch, tmp_path: Path
     # finished: a rerun starts no child at all
     before = len(calls(record))
     assert eval_run.main(argv) == 0 and len(calls(record)) == before
+
+
+def test_the_device_check_script_imports_and_compares():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("vllm_env_check", STUB.parents[2] / "bench" / "vllm_env_check.py")
+    check = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(check)
+    assert check.parse_args([]).vllm_python == ".venv-vllm/bin/python"
+    rows = [{"id": "a", "predict": "头痛多休息"}, {"id": "b", "predict": "xyz"}]
+    vllm_run = {"vllm_child": {"finish_reasons": {"stop": 2}}, "fingerprint": {"recorded": {"versions": {}}}}
+    hf = {"rows": rows, "seconds": 1.0}
+    vl = {"rows": [rows[0], {"id": "b", "predict": "xy!"}], "run": vllm_run, "seconds": 0.5}
+    report = check.compare("tiny", hf, vl, samples=2)
+    assert not report["failed"] and report["identical"] == 1 and report["mean_shared_prefix"] == round(5 / 6, 3)
+    assert report["first_difference"] == {"hf": "xyz", "vllm": "xy!"}
+    assert check.compare("tiny", hf, {"error": "boom", "seconds": 0}, samples=2)["failed"]

