@@ -154,6 +154,9 @@ def test_generate_request_takes_the_child_python(monkeypatch, tmp_path: Path):
     request = generate.GenerateRequest(**base, backend="vllm")  # no vllm here: the child's is what counts
     assert request.vllm_python == sys.executable and generate.backend_of(request) == "vllm"
     assert generate.GenerateRequest(**base, backend="hf").vllm_python is None  # the variable is for vllm only
+    options = base | {"backend": "vllm", "vllm_python": sys.executable}
+    from_config = requests.from_options(generate.GenerateRequest, options, "systems[0] generate")
+    assert from_config.vllm_python == sys.executable  # a pipeline config's `generate: {vllm_python: ...}`
     monkeypatch.setenv("PYTHONPATH", str(tmp_path / "empty"))
     with pytest.raises(requests.UsageError, match="vllm is not installed in that Python"):
         generate.GenerateRequest(**base, backend="vllm")
