@@ -134,7 +134,11 @@ class VLLMChildGenerator:
         if not ready.get("ready"):
             self._fail("loading the engine", f"unexpected reply {str(ready)[:200]}")
         self.loaded = ready.get("versions") or {}
-        check_vllm_version(python, self.loaded.get("vllm"))
+        try:  # the imported vllm, which a path can make differ from the probed metadata
+            check_vllm_version(python, self.loaded.get("vllm"))
+        except BackendError:
+            self.close()
+            raise
 
     def __call__(self, batch: Sequence[Sequence[int]]) -> list[str]:
         reply = self._exchange({"prompts": [list(ids) for ids in batch]}, "generating")
