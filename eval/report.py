@@ -90,7 +90,7 @@ def fingerprint(request: ReportRequest) -> fpr.Fingerprint:
         path = Path(folder)
         inputs[str(path)] = {name: fpr.file_sha256(path / name) for name in INPUT_FILES if (path / name).is_file()}
         named = _named_predictions(path)
-        if named is not None and named.is_file():
+        if named is not None and named.is_file() and named.resolve() != (path / PREDICTIONS_FILE).resolve():
             inputs[str(path)]["scored_predictions"] = fpr.file_sha256(named)
     return fpr.Fingerprint(
         fields={

@@ -232,8 +232,9 @@ def test_score_and_report_follow_their_inputs(tmp_path: Path, capsys, monkeypatc
     assert eval_run.main(report_argv) == 0
     made = {p.name: p.stat().st_mtime_ns for p in out.iterdir()}
     record = json.loads((out / report.REPORT_FILE).read_text(encoding="utf-8"))
-    assert set(record["fingerprint"]["fields"]["inputs"][str(run_dir)]) == {"run.json", "scores.json",
-                                                                            "scores_per_sample.jsonl"}  # fmt: skip
+    # the scored predictions too: new predictions under old scores are refused, not reported
+    assert set(record["fingerprint"]["fields"]["inputs"][str(run_dir)]) == {
+        "run.json", "scores.json", "scores_per_sample.jsonl", "generated_predictions.jsonl"}  # fmt: skip
     assert record["file_sha256"]["table3.md"] == fpr.file_sha256(out / "table3.md")
     assert "fingerprint `" in (out / "table3.md").read_text(encoding="utf-8")
     monkeypatch.setattr("eval.tables.table2.build_table", no_model)
