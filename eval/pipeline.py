@@ -15,12 +15,8 @@ loads. This process itself never imports torch; it decides what is done, scores 
 
 from __future__ import annotations
 
-import multiprocessing
 import os
-import re
-import resource
 import sys
-import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -28,6 +24,7 @@ from typing import Any
 from eval.common.files import InputFileError, read_json, write_json
 from eval.data.benchmarks import BenchmarkError
 from eval.data.prompts import DatasetError
+from eval.model_steps import run_model_steps, slug
 
 STEPS = ("mcq", "generate", "score", "report")
 SYSTEM_KEYS = {"name", "dir", "model", "adapter", "template", "default_system", "trust_remote_code"}
@@ -62,10 +59,6 @@ class Config:
     generate: dict[str, Any] = field(default_factory=dict)
     report: dict[str, Any] = field(default_factory=dict)
     shards: int = 1  # model processes per system at once, one per device (eval/shard_runs.py)
-
-
-def slug(name: str) -> str:
-    return re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-") or "system"
 
 
 def _mapping(raw: dict[str, Any], key: str) -> dict[str, Any]:
@@ -221,70 +214,8 @@ def plan_system(config: Config, system: System, index: int, recompute: bool) -> 
     return plan
 
 
-def peak_rss_mib() -> int:
-    """This process's own peak resident memory (VmHWM; ru_maxrss would include a forking parent's peak)."""
-    try:
-        with open("/proc/self/status", encoding="ascii") as status:
-            for line in status:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1]) // 1024
-    except OSError:
-        pass
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024
-
-
-STEP_MODULES = {"mcq": "eval.mcq", "generate": "eval.generate"}
 # the fields of eval.report.ReportRequest that a config may set
 REPORT_OPTIONS = {"reference", "resamples", "seed", "contamination"}
-
-
-def _model_steps_child(steps: list[tuple[str, Any]], conn, label: str = "") -> None:
-    """Child process: run the model-loading verbs of one system, report exit codes, pid and peak memory."""
-    import importlib
-
-    codes: dict[str, int] = {}
-    for name, request in steps:
-        try:
-            codes[name] = int(importlib.import_module(STEP_MODULES[name]).main(request) or 0)
-        except Exception as e:  # one broken step is that step's failure, not the end of the other steps
-            codes[name] = 1
-            log = Path(request.output) / f"{name}.error.log"
-            try:
-                log.parent.mkdir(parents=True, exist_ok=True)
-                log.write_text(traceback.format_exc(), encoding="utf-8")
-                where = f"the traceback is in {log}"
-            except OSError:
-                where = "its traceback could not be written"
-            from eval.common import redact
-
-            cause = (redact.text(str(e), redact.env_secrets()).strip().splitlines() or [""])[0][:300]
-            print(f"[{label}] {name} failed: {type(e).__name__}: {cause} ({where})", file=sys.stderr, flush=True)
-    conn.send({"pid": os.getpid(), "codes": codes, "max_rss_mib": peak_rss_mib()})
-    conn.close()
-
-
-def run_model_steps(system: System, steps: list[tuple[str, Any]]) -> dict[str, Any]:
-    """Run `steps` in a fresh child process and wait for it; its memory (host and GPU) is freed when it exits."""
-    context = multiprocessing.get_context("spawn")
-    receive, send = context.Pipe(duplex=False)
-    child = context.Process(target=_model_steps_child, args=(steps, send, system.name),
-                            name=f"eval-{slug(system.name)}")  # fmt: skip
-    child.start()
-    send.close()
-    try:
-        report = receive.recv() if receive.poll(None) else None
-    except EOFError:  # the child died before reporting (killed, out of memory)
-        report = None
-    except BaseException:
-        child.terminate()
-        child.join()
-        raise
-    child.join()
-    if report is None:
-        print(f"[{system.name}] model process {child.pid} died (exit code {child.exitcode})", file=sys.stderr)
-        report = {"pid": child.pid, "codes": dict.fromkeys((name for name, _ in steps), 1), "max_rss_mib": None}
-    report["exitcode"] = child.exitcode
-    return report
 
 
 def score_step(system: System) -> int | None:

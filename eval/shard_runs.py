@@ -20,14 +20,14 @@ from eval import shards
 
 def _worker(env: dict[str, str], steps: list[tuple[str, Any]], conn, label: str) -> None:
     os.environ.update(env)  # before the step imports torch, so each worker sees only its own device
-    from eval.pipeline import _model_steps_child
+    from eval.model_steps import model_steps_child
 
-    _model_steps_child(steps, conn, label)
+    model_steps_child(steps, conn, label)
 
 
 def run_sharded(system: Any, steps: list[tuple[str, Any]], count: int, devices: list[str] | None = None) -> dict:
     """Run `steps` as `count` shard processes at once, then merge here; the report run_model_steps gives."""
-    from eval.pipeline import STEP_MODULES, slug
+    from eval.model_steps import STEP_MODULES, slug
 
     devices = devices or [str(i) for i in range(count)]
     if len(devices) < count:

@@ -239,7 +239,7 @@ def test_a_failed_steps_one_line_masks_a_key_in_the_exception(tmp_path, monkeypa
     import multiprocessing
     from types import SimpleNamespace
 
-    from eval import pipeline
+    from eval import model_steps
 
     boom = tmp_path / "leaky_step.py"
     boom.write_text(
@@ -248,9 +248,9 @@ def test_a_failed_steps_one_line_masks_a_key_in_the_exception(tmp_path, monkeypa
         "hf_AbCdEfGhIjKlMnOpQrStUv; token hf_AbCdEfGhIjKlMnOpQrStUv)')\n"
     )
     monkeypatch.syspath_prepend(str(tmp_path))
-    monkeypatch.setitem(pipeline.STEP_MODULES, "mcq", "leaky_step")
+    monkeypatch.setitem(model_steps.STEP_MODULES, "mcq", "leaky_step")
     receive, send = multiprocessing.Pipe(duplex=False)
-    pipeline._model_steps_child([("mcq", SimpleNamespace(output=str(tmp_path / "run")))], send, "MedAsst")
+    model_steps.model_steps_child([("mcq", SimpleNamespace(output=str(tmp_path / "run")))], send, "MedAsst")
     assert receive.recv()["codes"] == {"mcq": 1}
     assert "hf_AbCdEfGhIjKlMnOpQrStUv" not in capsys.readouterr().err
 

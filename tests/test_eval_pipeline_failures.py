@@ -10,7 +10,7 @@ from types import SimpleNamespace
 
 from test_eval_report import make_run
 
-from eval import pipeline
+from eval import model_steps, pipeline
 
 
 def test_a_step_that_raises_is_one_line_and_its_traceback_goes_to_the_systems_log(tmp_path, monkeypatch, capsys):
@@ -21,10 +21,10 @@ def test_a_step_that_raises_is_one_line_and_its_traceback_goes_to_the_systems_lo
         "Hub, make sure...\\nsecond line of the message')\n"
     )
     monkeypatch.syspath_prepend(str(tmp_path))
-    monkeypatch.setitem(pipeline.STEP_MODULES, "mcq", "boom_step")
+    monkeypatch.setitem(model_steps.STEP_MODULES, "mcq", "boom_step")
     receive, send = multiprocessing.Pipe(duplex=False)
     run_dir = tmp_path / "runs" / "medasst"
-    pipeline._model_steps_child([("mcq", SimpleNamespace(output=str(run_dir)))], send, "MedAsst")
+    model_steps.model_steps_child([("mcq", SimpleNamespace(output=str(run_dir)))], send, "MedAsst")
     assert receive.recv()["codes"] == {"mcq": 1}
     err = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
     assert len(err) == 1, err
