@@ -143,19 +143,24 @@ def _normalize_sides(dialogues: list[itemsmod.Dialogue]) -> None:
         d.answer = [next(done) for _ in d.answer]
 
 
+def method(request: ContaminationRequest) -> dict[str, Any]:
+    """The audit's method and settings: in the fingerprint, and in the result beside what it measured."""
+    return {
+        "version": METHOD_VERSION,
+        "n": request.n,
+        "threshold": request.threshold,
+        "near": request.near,
+        "normalization": NORMALIZATION,
+        "min_item_chars": itemsmod.MIN_ITEM_CHARS,
+        "min_anchor_chars": itemsmod.MIN_ANCHOR_CHARS,
+    }
+
+
 def fingerprint(request: ContaminationRequest, files: dict[str, str]) -> fpr.Fingerprint:
     return fpr.Fingerprint(
         fields={
             "verb": "contamination",
-            "method": {
-                "version": METHOD_VERSION,
-                "n": request.n,
-                "threshold": request.threshold,
-                "near": request.near,
-                "normalization": NORMALIZATION,
-                "min_item_chars": itemsmod.MIN_ITEM_CHARS,
-                "min_anchor_chars": itemsmod.MIN_ANCHOR_CHARS,
-            },
+            "method": method(request),
             "train_sha256": fpr.file_sha256(request.train),
             "subjects": request.subjects,
             "benchmark_files": dict(sorted(files.items())),
@@ -208,17 +213,7 @@ def run(request: ContaminationRequest) -> dict[str, Any]:
     share = _check_scanned(Path(request.train), scanned)
     seconds = scanned["seconds"]
     result: dict[str, Any] = {
-        "method": {
-            "version": METHOD_VERSION,
-            "n": request.n,
-            "threshold": request.threshold,
-            "near": request.near,
-            "normalization": NORMALIZATION,
-            "unit": "characters",
-            "min_item_chars": itemsmod.MIN_ITEM_CHARS,
-            "min_anchor_chars": itemsmod.MIN_ANCHOR_CHARS,
-            "benchmark_keys": len(index.keys),
-        },
+        "method": method(request) | {"unit": "characters", "benchmark_keys": len(index.keys)},
         "train": {"file": str(request.train), "records": scanned["records"], "lines": scanned["lines"],
                   "skipped": scanned["skipped"], "skipped_share": round(share, 6)},
         "covered": covered,
