@@ -7,6 +7,7 @@ import os
 from pathlib import Path
 
 import pytest
+from converter_builds import built  # noqa: F401 (a fixture: a good demo build the converter tests break)
 from lfcli import LETTER, adapter_factory, exam_prompts
 
 # No hub is reachable in CI: fail fast instead of waiting on network time-outs.

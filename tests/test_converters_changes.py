@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 import pytest
+from converter_builds import snapshot
 
 from converters import parallel, pipeline
 from converters.pipeline import Options, build
@@ -20,19 +21,6 @@ from converters.records import ConversionError
 from medasst.facts import DEMO_RAW_DIR, REPO_ROOT
 
 TRAIN = "MedChatZH/MedChatZH_train.json"
-
-
-def snapshot(folder: Path) -> dict[str, bytes]:
-    return {p.name: p.read_bytes() for p in sorted(folder.iterdir())}
-
-
-@pytest.fixture
-def built(tmp_path: Path) -> tuple[Path, Path, dict[str, bytes]]:
-    raw = tmp_path / "raw"
-    shutil.copytree(DEMO_RAW_DIR, raw)
-    out = tmp_path / "data"
-    build(Options(raw_dir=raw, out_dir=out))
-    return raw, out, snapshot(out)
 
 
 def _new_version(raw: Path) -> bytes:

@@ -6,31 +6,17 @@ from __future__ import annotations
 import errno
 import os
 import resource
-import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from converter_builds import snapshot
 
 from converters import atomic
 from converters.__main__ import main
 from converters.atomic import AtomicWriter
-from converters.pipeline import Options, build
-from medasst.facts import DEMO_RAW_DIR, REPO_ROOT
-
-
-def snapshot(folder: Path) -> dict[str, bytes]:
-    return {p.name: p.read_bytes() for p in sorted(folder.iterdir())}
-
-
-@pytest.fixture
-def built(tmp_path: Path) -> tuple[Path, Path, dict[str, bytes]]:
-    raw = tmp_path / "raw"
-    shutil.copytree(DEMO_RAW_DIR, raw)
-    out = tmp_path / "data"
-    build(Options(raw_dir=raw, out_dir=out))
-    return raw, out, snapshot(out)
+from medasst.facts import REPO_ROOT
 
 
 def _disk_full_after(monkeypatch, limit: int) -> None:

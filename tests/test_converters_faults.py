@@ -11,6 +11,7 @@ import zipfile
 from pathlib import Path
 
 import pytest
+from converter_builds import snapshot
 
 from converters.__main__ import main
 from converters.pipeline import Options, build
@@ -18,20 +19,6 @@ from converters.records import ConversionError
 from medasst.facts import DEMO_RAW_DIR, source_file
 
 GOOD = {"instruction": "头痛怎么办？", "input": "", "output": "注意休息。"}
-
-
-def snapshot(folder: Path) -> dict[str, bytes]:
-    return {p.name: p.read_bytes() for p in sorted(folder.iterdir())}
-
-
-@pytest.fixture
-def built(tmp_path: Path) -> tuple[Path, Path, dict[str, bytes]]:
-    """(raw dir, out dir, its files' bytes) after a good build of the demo raw files."""
-    raw = tmp_path / "raw"
-    shutil.copytree(DEMO_RAW_DIR, raw)
-    out = tmp_path / "data"
-    build(Options(raw_dir=raw, out_dir=out))
-    return raw, out, snapshot(out)
 
 
 def test_a_raw_dir_with_none_of_the_sources_replaces_nothing(built, tmp_path: Path, capsys):

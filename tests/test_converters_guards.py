@@ -9,25 +9,13 @@ import shutil
 from pathlib import Path
 
 import pytest
+from converter_builds import snapshot
 
 from converters import pipeline
 from converters.__main__ import main
 from converters.pipeline import Options, build
 from converters.records import ConversionError
 from medasst.facts import DEMO_RAW_DIR
-
-
-def snapshot(folder: Path) -> dict[str, bytes]:
-    return {p.name: p.read_bytes() for p in sorted(folder.iterdir())}
-
-
-@pytest.fixture
-def built(tmp_path: Path) -> tuple[Path, Path, dict[str, bytes]]:
-    raw = tmp_path / "raw"
-    shutil.copytree(DEMO_RAW_DIR, raw)
-    out = tmp_path / "data"
-    build(Options(raw_dir=raw, out_dir=out))
-    return raw, out, snapshot(out)
 
 
 def _one_error_line(capsys, argv: list[str]) -> str:

@@ -17,25 +17,12 @@ import time
 from pathlib import Path
 
 import pytest
+from converter_builds import snapshot_files as snapshot
 
 from converters import atomic, pipeline
 from converters.pipeline import Options, build
 from converters.records import ConversionError
 from medasst.facts import DEMO_RAW_DIR, REPO_ROOT
-
-
-def snapshot(folder: Path) -> dict[str, bytes]:
-    return {p.name: p.read_bytes() for p in sorted(folder.iterdir()) if p.is_file()}
-
-
-@pytest.fixture
-def built(tmp_path: Path) -> tuple[Path, Path, dict[str, bytes]]:
-    raw = tmp_path / "raw"
-    shutil.copytree(DEMO_RAW_DIR, raw)
-    out = tmp_path / "data"
-    build(Options(raw_dir=raw, out_dir=out))
-    return raw, out, snapshot(out)
-
 
 # --- 1. webMedQA's label-0 negatives dilute its malformed share: a GBK file yields nothing and the build passes ---
 
