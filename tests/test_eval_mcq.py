@@ -21,18 +21,7 @@ def run(model: str, output, progress: bool = True, **options) -> dict:
 
 PAPER_CEVAL = ",".join(f"ceval:{s}" for s in PAPER["ceval"])  # the 90 C-Eval questions
 
-pytestmark = pytest.mark.slow
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Hidden-64 models gain nothing from intra-op threads, and on a shared 2-core box threads only contend."""
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("one_torch_thread")]
 
 
 def varied_model(base: Path, out: Path) -> Path:

@@ -13,24 +13,13 @@ import yaml
 from eval import generate, mcq, pipeline, shards
 from eval import run as cli
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("one_torch_thread")]
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 SUBJECTS = "ceval:physician"  # 49 questions: 7 batches of 8, the last one short
 MCQ = {"subjects": SUBJECTS, "batch_size": 8}
 GEN = {"dataset": "medasst_demo_test", "dataset_dir": str(REPO_ROOT), "backend": "hf", "max_samples": 12,
        "max_new_tokens": 6, "cutoff_len": 128, "batch_size": 4}  # fmt: skip
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Hidden-64 models gain nothing from threads; on a shared 2-core box threads only contend."""
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="module")
